@@ -1,0 +1,41 @@
+# workbench: `make serve` runs the service, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test test-sqlite test-postgres lint demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+serve: install
+	$(BIN)/workbench migrate
+	$(BIN)/workbench serve
+
+demo: install
+	$(BIN)/workbench migrate
+	$(BIN)/workbench demo
+
+# The whole suite: SQLite always; PostgreSQL too when WORKBENCH_TEST_DATABASE=postgresql
+# (.ci/run sets it and starts the server).
+test: install
+	$(BIN)/python -m pytest
+
+test-sqlite: install
+	WORKBENCH_TEST_DATABASE=sqlite $(BIN)/python -m pytest
+
+test-postgres: install
+	WORKBENCH_TEST_DATABASE=postgresql $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) workbench.db workbench.db-wal workbench.db-shm .pytest_cache

@@ -1,0 +1,118 @@
+"""ASGI application assembly: ``create_app(settings) -> Starlette``. No module-level state.
+
+Routes: ``/graphql`` (HTTP + WebSocket), the legacy ``/OpenPlatform/integrate/*.php``
+endpoints, built-in icons under ``/icons/``, GraphiQL's assets under ``/graphiql/``. The lifespan
+opens the database and the broker and hands them to requests as ``request.state.db`` and
+``request.state.broker``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from auth import TokenCodec
+from graphql_view import WorkbenchGraphQL
+from legacy_rest import legacy_routes, normalise_legacy_path
+from pubsub import create_broker
+from schema import build_schema
+from settings import Settings
+from storage.db import Database
+from storage.migrate import require_current
+
+STATIC = Path(__file__).parent / "static"
+
+
+class LegacyPathMiddleware:
+    """Serves the legacy endpoints at their paths with stray spaces too (SPEC §6)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(("/ ", "/%20", "/OpenPlatform")):
+            normalised = normalise_legacy_path(scope["path"])
+            if normalised is not None and normalised != scope["path"]:
+                scope = {**scope, "path": normalised, "raw_path": normalised.encode()}
+        await self.app(scope, receive, send)
+
+
+class CachedStaticFiles(StaticFiles):
+    """Static files with a long cache lifetime (icons and versioned GraphiQL assets)."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlette:
+    """Build the service. ``check_migrations``: refuse to start on an out-of-date database."""
+    codec = TokenCodec(settings.secret_key(), issuer=settings.jwt_issuer)
+    schema = build_schema(
+        max_depth=settings.query_max_depth,
+        max_tokens=settings.query_max_tokens,
+        max_aliases=settings.query_max_aliases,
+        debug=settings.debug,
+    )
+    graphql = WorkbenchGraphQL(
+        schema,
+        codec=codec,
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        allowed_origins=settings.cors_origins,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        db = Database(settings.database_url)
+        broker = create_broker(settings.broker_url)
+        try:
+            if check_migrations:
+                await require_current(db)
+            await broker.start()
+            yield {"db": db, "broker": broker}
+        finally:
+            await broker.close()
+            await db.dispose()
+
+    async def home(_request: Request) -> Response:
+        return RedirectResponse("/graphql")
+
+    routes = [
+        Route("/", home),
+        Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
+        WebSocketRoute("/graphql", graphql),
+        *legacy_routes(max_body_bytes=settings.legacy_max_body_bytes),
+        Mount("/icons", CachedStaticFiles(directory=STATIC / "icons"), name="icons"),
+        Mount(
+            "/graphiql",
+            CachedStaticFiles(directory=STATIC / "graphiql"),
+            name="graphiql",
+        ),
+    ]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            expose_headers=["X-Error-Reason"],
+            max_age=86400,
+        ),
+        Middleware(LegacyPathMiddleware),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, debug=settings.debug)

@@ -1,0 +1,161 @@
+"""The ``workbench`` command (SPEC §10): serve, migrate, demo, token.
+
+Settings come from ``WORKBENCH_*`` environment variables (see ``settings.py``); a bad value
+stops the command with the variable's name and the rule it broke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from resolvers.identity import MAX_ID, Role
+from settings import Settings
+
+cli = typer.Typer(help="workbench: third-party apps on the IM workbench.", no_args_is_help=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment plus ``overrides``; exits with a clear message if invalid."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        lines = [
+            f"  WORKBENCH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        ]
+        typer.echo("invalid configuration:\n" + "\n".join(lines), err=True)
+        raise typer.Exit(2) from error
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (Alembic) to the newest revision."""
+    from storage.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    typer.echo(f"database at the newest revision: {_safe_url(settings.database_url)}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port [default: 8000].", min=1, max=65535)
+    ] = None,
+) -> None:
+    """Serve HTTP and WebSocket (uvicorn). Run `workbench migrate` first."""
+    import uvicorn
+
+    from app import create_app
+    from storage.migrate import DatabaseNotMigrated
+
+    settings = load_settings(host=host, port=port)
+    try:
+        asyncio.run(_check_database(settings.database_url))
+    except DatabaseNotMigrated as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    application = create_app(settings)
+    typer.echo(f"workbench on http://{settings.host}:{settings.port}  (GraphiQL: /graphql)")
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        ws_per_message_deflate=False,
+        log_level="info",
+        lifespan="on",
+    )
+
+
+async def _check_database(url: str) -> None:
+    from storage.db import Database
+    from storage.migrate import require_current
+
+    db = Database(url)
+    try:
+        await require_current(db)
+    finally:
+        await db.dispose()
+
+
+@cli.command()
+def demo() -> None:
+    """Load a small demo catalogue (idempotent: apps that exist are left as they are)."""
+    from resolvers.demo import load_demo
+    from storage.db import Database
+    from storage.migrate import require_current
+
+    settings = load_settings()
+
+    async def run() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            await require_current(db)
+            return await load_demo(db)
+        finally:
+            await db.dispose()
+
+    for line in asyncio.run(run()):
+        typer.echo(line)
+
+
+def _id_option(value: str) -> str:
+    if not value.isdigit() or len(value) > 19 or int(value) > MAX_ID:
+        raise typer.BadParameter("must be a decimal id of 1 to 19 digits")
+    return value
+
+
+@cli.command()
+def token(
+    cid: Annotated[str, typer.Option(help="Enterprise id.", callback=_id_option)],
+    uid: Annotated[str, typer.Option(help="User id.", callback=_id_option)],
+    role: Annotated[Role, typer.Option(help="Token role.")] = Role.USER,
+    account: Annotated[str | None, typer.Option(help="Login name [default: user<uid>].")] = None,
+    app_id: Annotated[str | None, typer.Option(help="App id (vendor tokens).")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=60, max=30 * 86400)] = 12
+    * 3600,
+) -> None:
+    """Print a signed JWT for the given user (for tests, demos and administrators)."""
+    from auth import TokenCodec
+
+    if role is Role.VENDOR and app_id is None:
+        raise typer.BadParameter("a vendor token needs --app-id", param_hint="--app-id")
+    if app_id is not None:
+        _id_option(app_id)
+    settings = load_settings()
+    codec = TokenCodec(settings.secret_key(), issuer=settings.jwt_issuer)
+    typer.echo(
+        codec.issue(
+            cid=int(cid),
+            uid=int(uid),
+            role=role,
+            account=account,
+            app_id=None if app_id is None else int(app_id),
+            ttl_seconds=ttl,
+        )
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    """Console entry point."""
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

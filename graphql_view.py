@@ -1,0 +1,185 @@
+"""The GraphQL endpoint: Strawberry's ASGI view with our authentication and HTTP semantics.
+
+- HTTP: every operation needs ``Authorization: Bearer <JWT>``; without a valid one the answer is
+  401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3) before anything executes. A GET for HTML
+  gets the locally served GraphiQL page.
+- GraphQL over HTTP media types: a client that accepts ``application/graphql-response+json``
+  gets it, with status 400 when the request failed before execution (no ``data``), as the
+  GraphQL-over-HTTP draft specifies; ``application/json`` clients get 200 as before.
+- WebSocket (``graphql-transport-ws`` and ``graphql-ws``): the token comes from the
+  ``connection_init`` payload (``{"Authorization": "Bearer ..."}``) or the handshake header. A
+  bad one closes the socket with 4403 on both protocols; a subscribe before a successful init
+  closes it with 4401. The init must arrive within the configured timeout (4408).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from strawberry.types.unset import UnsetType
+
+from auth import TokenCodec
+from resolvers.errors import NotAuthenticated
+from schema.context import Context, Loaders
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql" / "index.html").read_text
+
+
+class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """Legacy ``graphql-ws`` protocol, closing with 4403 (not 1011) when auth is refused."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        """Authenticate before acknowledging; refuse with ``connection_error`` + 4403."""
+        payload = message.get("payload")
+        try:
+            self.context.principal = self.view.authenticate_ws(  # type: ignore[attr-defined]
+                self.context, payload if isinstance(payload, dict) else None
+            )
+        except NotAuthenticated as error:
+            await self.send_message(
+                {"type": "connection_error", "payload": {"message": error.message}}
+            )
+            await self.websocket.close(code=4403, reason="Forbidden")
+            return
+        await super().handle_connection_init(message)
+
+
+def _wants_graphql_response(accept: str) -> bool:
+    return GRAPHQL_RESPONSE in accept.lower()
+
+
+class WorkbenchGraphQL(GraphQL[Context, None]):
+    """The ``/graphql`` endpoint (SPEC §7); see the module docstring for its rules."""
+
+    graphql_ws_handler_class = GraphQLWSHandler
+
+    def __init__(self, schema: Any, *, codec: TokenCodec, **options: Any) -> None:
+        super().__init__(schema, **options)
+        self.codec = codec
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if self._is_graphiql_request(request):
+            await HTMLResponse(GRAPHIQL_HTML())(scope, receive, send)
+            return
+        if request.method == "OPTIONS":
+            await Response(status_code=204, headers={"Allow": "GET, POST, OPTIONS"})(
+                scope, receive, send
+            )
+            return
+        try:
+            principal = self.codec.from_header(request.headers.get("authorization"))
+        except NotAuthenticated as error:
+            await self._unauthorised(error, request)(scope, receive, send)
+            return
+        context = self._context(request, principal)
+        response = await self._run_http(request, context)
+        await response(scope, receive, send)
+
+    async def _run_http(self, request: Request, context: Context) -> Response:
+        from cross_web import HTTPException
+
+        try:
+            response = await self.run(request, context=context)
+        except HTTPException as error:
+            return JSONResponse(
+                {"errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}]},
+                status_code=error.status_code,
+            )
+        if (
+            _wants_graphql_response(request.headers.get("accept", ""))
+            and response.media_type == "application/json"
+        ):
+            body = bytes(response.body)
+            status = response.status_code
+            if status == 200 and b'"data"' not in body[:200]:
+                try:
+                    status = 200 if "data" in json.loads(body) else 400
+                except ValueError:
+                    status = 400
+            headers = {
+                k: v
+                for k, v in response.headers.items()
+                if k.lower() not in ("content-type", "content-length")
+            }
+            return Response(body, status_code=status, media_type=GRAPHQL_RESPONSE, headers=headers)
+        return response
+
+    @staticmethod
+    def _is_graphiql_request(request: Request) -> bool:
+        return (
+            request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and "query" not in request.query_params
+        )
+
+    @staticmethod
+    def _unauthorised(error: NotAuthenticated, request: Request) -> Response:
+        media = (
+            GRAPHQL_RESPONSE
+            if _wants_graphql_response(request.headers.get("accept", ""))
+            else "application/json"
+        )
+        body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
+        return Response(
+            json.dumps(body),
+            status_code=401,
+            media_type=media,
+            headers={"WWW-Authenticate": 'Bearer realm="workbench"'},
+        )
+
+    def _context(self, request: Request | WebSocket, principal: Any) -> Context:
+        base = str(request.base_url).rstrip("/")
+        if base.startswith("ws"):
+            base = "http" + base[2:]
+        state = request.state
+        return Context(
+            db=state.db,
+            broker=state.broker,
+            codec=self.codec,
+            base_url=base,
+            loaders=Loaders(state.db),
+            principal=principal,
+            request=request,
+        )
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+        """Connection-scoped context for WebSockets (HTTP contexts are built in ``__call__``)."""
+        context = self._context(request, None)
+        context.response = response
+        return context
+
+    def authenticate_ws(self, context: Context, payload: dict[str, Any] | None) -> Any:
+        """The principal of a WebSocket: the init payload's Authorization, else the handshake
+        header. Raises ``NotAuthenticated``."""
+        value = None
+        if payload:
+            value = payload.get("Authorization") or payload.get("authorization")
+            if value is not None and not isinstance(value, str):
+                raise NotAuthenticated("Authorization in connection_init must be a string")
+        if value is None:
+            value = context.request.headers.get("authorization")
+        return self.codec.from_header(value)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:  # type: ignore[override]
+        """graphql-transport-ws init: authenticate or reject (close 4403)."""
+        if context.principal is not None:  # graphql-ws: already done by GraphQLWSHandler
+            return
+        try:
+            context.principal = self.authenticate_ws(context, context.connection_params)
+        except NotAuthenticated as error:
+            raise ConnectionRejectionError({"message": error.message}) from error

@@ -1,0 +1,173 @@
+"""getappid, pushappnotice and setnum (SPEC §6; the seed's chapter 三)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from legacy_rest.params import LegacyParams, read_params
+from legacy_rest.responses import LegacyFailure, app_id_body, failure, logger, success
+from resolvers.apps import resolve_app_key
+from resolvers.badges import BadgeCause, push_notice, read_app
+from resolvers.errors import InvalidInput, WorkbenchError
+from resolvers.identity import parse_id
+
+PREFIX = "/OpenPlatform/integrate/"
+GETAPPID = PREFIX + "getappid.php"
+PUSHAPPNOTICE = PREFIX + "pushappnotice.php"
+SETNUM = PREFIX + "setnum.php"
+PATHS = (GETAPPID, PUSHAPPNOTICE, SETNUM)
+MAX_NUM_DIGITS = 18
+MAX_APP_KEY_LENGTH = 128
+
+Handler = Callable[[Request, LegacyParams], Awaitable[Response]]
+
+
+def normalise_legacy_path(path: str) -> str | None:
+    """The legacy path ``path`` means once spaces around its segments are dropped, or ``None``.
+
+    ``"/ OpenPlatform/integrate/setnum.php "`` (percent-decoded) gives ``SETNUM``; anything that
+    is not a legacy path, case included, gives ``None``.
+    """
+    cleaned = "/".join(segment.strip() for segment in unquote(path).split("/"))
+    return cleaned if cleaned in PATHS else None
+
+
+def _required(params: LegacyParams, name: str) -> str:
+    value = params.get(name)
+    if value is None or not value.strip():
+        raise LegacyFailure(f"missing parameter {name}")
+    return value.strip()
+
+
+def _id(params: LegacyParams, name: str) -> int:
+    try:
+        return parse_id(_required(params, name), name)
+    except InvalidInput as error:
+        raise LegacyFailure(f"{name} {error.errors[0].message}") from error
+
+
+def _recipient(value: object, index: int) -> tuple[int, int]:
+    if not isinstance(value, str):
+        raise LegacyFailure(f'users[{index}] must be a "cid,uid" string')
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise LegacyFailure(f'users[{index}] must be "cid,uid"')
+    try:
+        return parse_id(parts[0].strip(), "cid"), parse_id(parts[1].strip(), "uid")
+    except InvalidInput as error:
+        raise LegacyFailure(f"users[{index}]: {error.errors[0].message}") from error
+
+
+def _recipients(params: LegacyParams) -> list[tuple[int, int]]:
+    listed = params.values("users")
+    if listed is None:
+        raw = _required(params, "users")
+        try:
+            decoded = json.loads(raw)
+        except ValueError as error:
+            raise LegacyFailure("users is not a JSON array") from error
+        if not isinstance(decoded, list):
+            raise LegacyFailure("users is not a JSON array")
+        listed = decoded
+    if not listed:
+        raise LegacyFailure("users is empty")
+    return [_recipient(value, index) for index, value in enumerate(listed)]
+
+
+async def getappid(request: Request, params: LegacyParams) -> Response:
+    """``appkey`` -> ``{"Result":true,"MsgNo":{"app_id":"77"}}``; failure ``-51001``."""
+    app_key = _required(params, "appkey")
+    if len(app_key) > MAX_APP_KEY_LENGTH:
+        raise LegacyFailure("appkey too long")
+    app_id = await resolve_app_key(db=request.state.db, app_key=app_key)
+    return success(app_id_body(app_id))
+
+
+async def pushappnotice(request: Request, params: LegacyParams) -> Response:
+    """``fromcid``, ``fromuid``, ``appid``, ``users`` -> ``{"Result":true}``; failure ``-51007``.
+
+    Every recipient in the app's audience gets one notice; others are skipped (SPEC §6).
+    """
+    _id(params, "fromcid")
+    _id(params, "fromuid")
+    app_id = _id(params, "appid")
+    recipients = _recipients(params)
+    await push_notice(
+        db=request.state.db,
+        broker=request.state.broker,
+        app_id=app_id,
+        recipients=recipients,
+    )
+    return success()
+
+
+async def setnum(request: Request, params: LegacyParams) -> Response:
+    """``appid``, ``cid``, ``uid``, ``num`` (default 1) -> ``{"Result":true}``; failure ``-51004``."""
+    app_id = _id(params, "appid")
+    cid = _id(params, "cid")
+    uid = _id(params, "uid")
+    raw = (params.get("num") or "").strip()
+    count: int | None
+    if not raw:
+        count = 1
+    elif not (raw.isascii() and raw.isdigit()):
+        raise LegacyFailure("num must be a non-negative integer")
+    elif len(raw) > MAX_NUM_DIGITS:
+        count = None  # larger than any count: clears it
+    else:
+        count = int(raw)
+    await read_app(
+        db=request.state.db,
+        broker=request.state.broker,
+        cid=cid,
+        uid=uid,
+        app_id=app_id,
+        count=count,
+        cause=BadgeCause.READ,
+    )
+    return success()
+
+
+def _endpoint(name: str, code: int, handler: Handler, max_body_bytes: int):  # type: ignore[no-untyped-def]
+    async def endpoint(request: Request) -> Response:
+        try:
+            params = await read_params(request, max_body_bytes=max_body_bytes)
+            return await handler(request, params)
+        except LegacyFailure as error:
+            return failure(name, code, error.reason)
+        except WorkbenchError as error:
+            return failure(name, code, error.message)
+        except Exception:  # the request was not applied; vendors still get the legacy body
+            logger.exception("legacy %s failed", name)
+            return failure(name, code, "internal error")
+
+    endpoint.__name__ = name
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def legacy_routes(*, max_body_bytes: int) -> list[Route]:
+    """Starlette routes of the three endpoints; each reads at most ``max_body_bytes`` of body.
+
+    The handlers find the database and broker in ``request.state.db`` / ``.broker`` (lifespan
+    state).
+    """
+    table = (
+        (GETAPPID, "getappid", -51001, getappid),
+        (PUSHAPPNOTICE, "pushappnotice", -51007, pushappnotice),
+        (SETNUM, "setnum", -51004, setnum),
+    )
+    return [
+        Route(
+            path,
+            _endpoint(name, code, handler, max_body_bytes),
+            methods=["GET", "POST"],
+        )
+        for path, name, code, handler in table
+    ]

@@ -1,0 +1,344 @@
+"""Badges: notices, reads, opens, and the live stream of a user's badge state (SPEC §4).
+
+Changes run in one ``Database.write()`` transaction each; their absolute results are published
+per user after commit (``pubsub.user_channel``), encoded once as compact JSON::
+
+    {"c": cause, "v": version, "s": unseenCount, "b": [[appId, unread], ...]}
+
+``BadgeStream`` turns a user's channel into ``BadgeEventData``: a SNAPSHOT, then one event per
+change. It keeps the user's per-app counts with the version that set each, so messages may
+arrive in any order, and it merges changes a slow client has not yet taken (latest wins per app,
+memory bounded by the user's app count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pubsub import Broker, user_channel
+from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
+from resolvers.identity import Principal
+from storage import badges as store
+from storage import catalogue
+from storage.db import Database
+from storage.models import Platform
+
+MAX_RECIPIENTS = 10_000
+# Messages buffered while a stream loads its snapshot; past this it reloads instead.
+MAX_PENDING = 256
+
+
+class BadgeCause(enum.StrEnum):
+    """Why a badge event happened (SPEC §7 ``BadgeCause``)."""
+
+    SNAPSHOT = "SNAPSHOT"
+    NOTICE = "NOTICE"
+    OPEN_APP = "OPEN_APP"
+    OPEN_WORKBENCH = "OPEN_WORKBENCH"
+    READ = "READ"
+    SET = "SET"
+
+
+@dataclass(frozen=True, slots=True)
+class BadgeEventData:
+    """A user's badge state after an event, as absolute values.
+
+    ``badges``: ``(app_id, unread)`` pairs this event sets (every visible app for SNAPSHOT);
+    ``unseen_count``: the workbench badge shown, already capped at ``unread_total``;
+    ``version``: per user, strictly increasing with every change.
+    """
+
+    cause: BadgeCause
+    badges: list[tuple[int, int]]
+    unseen_count: int
+    unread_total: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeOutcome:
+    """Result of one notice: recipients counted, and those skipped with the reason."""
+
+    app_id: int
+    applied: list[tuple[int, int]]
+    skipped: list[tuple[tuple[int, int], str]] = field(default_factory=list)
+
+
+def encode_message(
+    cause: BadgeCause, state: store.UserState, badges: Iterable[tuple[int, int]]
+) -> bytes:
+    """The broker message for one user's change (format in the module docstring)."""
+    payload = {
+        "c": cause.value,
+        "v": state.version,
+        "s": state.unseen,
+        "b": [list(b) for b in badges],
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+async def push_notice(
+    *, db: Database, broker: Broker, app_id: int, recipients: Sequence[tuple[int, int]]
+) -> NoticeOutcome:
+    """Count one notice of app ``app_id`` for each recipient ``(cid, uid)`` (SPEC §4, §6).
+
+    Duplicates count once; recipients whose enterprise is outside the app's audience are
+    skipped. All or nothing: raises ``AppNotFound`` (unknown or disabled app) or
+    ``TooManyRecipients`` (over 10,000 distinct users) before anything is written.
+    """
+    users = sorted(set(recipients))
+    if len(users) > MAX_RECIPIENTS:
+        raise TooManyRecipients(len(users), MAX_RECIPIENTS)
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        if app is None or not app.enabled:
+            raise AppNotFound(app_id)
+        admitted = await catalogue.admitted_enterprises(
+            session, app_id=app_id, cids={cid for cid, _ in users}
+        )
+        applied = [user for user in users if user[0] in admitted]
+        results = await store.add_notice(session, app_id=app_id, users=applied)
+    await broker.publish(
+        (
+            user_channel(r.state.cid, r.state.uid),
+            encode_message(BadgeCause.NOTICE, r.state, ((app_id, r.unread),)),
+        )
+        for r in results
+    )
+    skipped = [
+        (user, "enterprise outside the app's audience") for user in users if user[0] not in admitted
+    ]
+    return NoticeOutcome(app_id=app_id, applied=applied, skipped=skipped)
+
+
+async def _event(
+    session: store.AsyncSession,
+    *,
+    cause: BadgeCause,
+    state: store.UserState,
+    badges: list[tuple[int, int]],
+) -> BadgeEventData:
+    visible = await catalogue.visible_app_ids(session, cid=state.cid, uid=state.uid, platform=None)
+    unread = await store.read_unread(session, cid=state.cid, uid=state.uid)
+    total = sum(count for app_id, count in unread.items() if app_id in visible)
+    return BadgeEventData(
+        cause=cause,
+        badges=[b for b in badges if b[0] in visible],
+        unseen_count=min(state.unseen, total),
+        unread_total=total,
+        version=state.version,
+    )
+
+
+async def read_app(
+    *,
+    db: Database,
+    broker: Broker,
+    cid: int,
+    uid: int,
+    app_id: int,
+    count: int | None,
+    cause: BadgeCause = BadgeCause.READ,
+    require_visible: bool = False,
+) -> BadgeEventData:
+    """Lower user ``(cid, uid)``'s unread count of app ``app_id`` (SPEC §4).
+
+    ``count=None`` clears it (OPEN_APP); otherwise ``unread = max(0, unread - count)``, and
+    ``unseen = min(unseen, total unread)``. ``count`` must be >= 0; 0 changes nothing. Raises
+    ``AppNotFound`` for an unknown or disabled app, or, with ``require_visible``, one not on the
+    user's workbench; ``InvalidInput`` for a negative count. Publishes only a real change.
+    """
+    if count is not None and count < 0:
+        raise InvalidInput.single("count", "must not be negative", "NEGATIVE_COUNT")
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        if app is None or not app.enabled:
+            raise AppNotFound(app_id)
+        if require_visible and not await catalogue.is_visible(
+            session, app_id=app_id, cid=cid, uid=uid, platform=None
+        ):
+            raise AppNotFound(app_id)
+        changed = await store.decrease_unread(session, cid=cid, uid=uid, app_id=app_id, by=count)
+        if changed is None:
+            state = await store.read_state(session, cid=cid, uid=uid)
+            current = (await store.read_unread(session, cid=cid, uid=uid)).get(app_id, 0)
+            event = await _event(session, cause=cause, state=state, badges=[(app_id, current)])
+        else:
+            state, unread = changed
+            event = await _event(session, cause=cause, state=state, badges=[(app_id, unread)])
+    if changed is not None:
+        message = encode_message(cause, changed[0], ((app_id, changed[1]),))
+        await broker.publish(((user_channel(cid, uid), message),))
+    return event
+
+
+async def open_workbench(*, db: Database, broker: Broker, principal: Principal) -> BadgeEventData:
+    """The user opened the workbench: ``unseenCount = 0``, app badges unchanged (SPEC §4)."""
+    cid, uid = principal.cid, principal.uid
+    async with db.write() as session:
+        changed = await store.clear_unseen(session, cid=cid, uid=uid)
+        state = changed or await store.read_state(session, cid=cid, uid=uid)
+        event = await _event(session, cause=BadgeCause.OPEN_WORKBENCH, state=state, badges=[])
+    if changed is not None:
+        message = encode_message(BadgeCause.OPEN_WORKBENCH, changed, ())
+        await broker.publish(((user_channel(cid, uid), message),))
+    return event
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    unseen: int
+    version: int
+    unread: dict[int, int]
+    visible: set[int]
+    max_app_id: int
+
+
+class BadgeStream:
+    """One subscriber's view of a user's badges on one platform (``None``: all platforms).
+
+    Use ``events()``; the object is also the broker ``Listener`` of the user's channel.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        broker: Broker,
+        cid: int,
+        uid: int,
+        platform: Platform | None,
+    ) -> None:
+        self._db = db
+        self._broker = broker
+        self._cid = cid
+        self._uid = uid
+        self._platform = platform
+        self._wake = asyncio.Event()
+        self._pending: list[bytes] | None = []
+        self._reload = False
+        self._base_version = 0
+        self._version = 0
+        self._unseen = 0
+        self._unseen_version = 0
+        self._unread: dict[int, int] = {}
+        self._app_version: dict[int, int] = {}
+        self._visible: set[int] = set()
+        self._max_app_id = 0
+        self._total = 0
+        self._dirty: set[int] = set()
+        self._cause = BadgeCause.SNAPSHOT
+        self._shown: tuple[int, int] = (0, 0)
+
+    def deliver(self, message: bytes) -> None:
+        """Take one broker message (see module docstring); never blocks, never queues."""
+        if self._pending is not None:
+            if len(self._pending) < MAX_PENDING:
+                self._pending.append(message)
+            else:
+                self._reload = True
+                self._wake.set()
+            return
+        self._apply(message)
+        self._wake.set()
+
+    def resync(self) -> None:
+        """Messages may have been lost: reload from the database and send a SNAPSHOT."""
+        self._reload = True
+        self._wake.set()
+
+    def _apply(self, message: bytes) -> None:
+        data = json.loads(message)
+        version = data["v"]
+        if version <= self._base_version:
+            return
+        if version > self._unseen_version:
+            self._unseen = data["s"]
+            self._unseen_version = version
+        for app_id, unread in data["b"]:
+            if app_id > self._max_app_id:
+                self._reload = True
+                self._wake.set()
+            if version > self._app_version.get(app_id, self._base_version):
+                old = self._unread.get(app_id, 0)
+                self._unread[app_id] = unread
+                self._app_version[app_id] = version
+                if app_id in self._visible:
+                    self._total += unread - old
+                    self._dirty.add(app_id)
+        if version > self._version:
+            self._version = version
+            self._cause = BadgeCause(data["c"])
+
+    async def _load(self) -> None:
+        self._pending = []
+        self._reload = False
+        async with self._db.read() as session:
+            state = await store.read_state(session, cid=self._cid, uid=self._uid)
+            unread = await store.read_unread(session, cid=self._cid, uid=self._uid)
+            visible = await catalogue.visible_app_ids(
+                session, cid=self._cid, uid=self._uid, platform=self._platform
+            )
+            max_app_id = await catalogue.max_app_id(session)
+        self._base_version = self._version = self._unseen_version = state.version
+        self._unseen = state.unseen
+        self._unread = unread
+        self._app_version = {}
+        self._visible = visible
+        self._max_app_id = max_app_id
+        self._total = sum(count for app_id, count in unread.items() if app_id in visible)
+        self._dirty.clear()
+        pending, self._pending = self._pending, None
+        for message in pending:
+            self._apply(message)
+
+    def _snapshot_event(self) -> BadgeEventData:
+        self._dirty.clear()
+        shown = (min(self._unseen, self._total), self._total)
+        self._shown = shown
+        return BadgeEventData(
+            cause=BadgeCause.SNAPSHOT,
+            badges=[(app_id, self._unread.get(app_id, 0)) for app_id in sorted(self._visible)],
+            unseen_count=shown[0],
+            unread_total=shown[1],
+            version=self._version,
+        )
+
+    def _change_event(self) -> BadgeEventData | None:
+        shown = (min(self._unseen, self._total), self._total)
+        if not self._dirty and shown == self._shown:
+            return None
+        badges = [(app_id, self._unread.get(app_id, 0)) for app_id in sorted(self._dirty)]
+        self._dirty.clear()
+        self._shown = shown
+        return BadgeEventData(
+            cause=self._cause,
+            badges=badges,
+            unseen_count=shown[0],
+            unread_total=shown[1],
+            version=self._version,
+        )
+
+    async def events(self) -> AsyncIterator[BadgeEventData]:
+        """A SNAPSHOT, then an event for each change the user's view shows, until closed.
+
+        A change that alters nothing this view shows (another platform's app) yields nothing.
+        When the catalogue gains an app or messages may have been lost, a fresh SNAPSHOT.
+        """
+        async with self._broker.listen(user_channel(self._cid, self._uid), self):
+            await self._load()
+            yield self._snapshot_event()
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._reload:
+                    await self._load()
+                    yield self._snapshot_event()
+                    continue
+                event = self._change_event()
+                if event is not None:
+                    yield event

@@ -1,0 +1,83 @@
+"""Domain exceptions. Each is mapped in one place per surface: ``schema.errors`` (GraphQL
+errors and ``UserError``) and ``legacy_rest.responses`` (the seed's failure bodies).
+
+::
+
+    WorkbenchError                 base; ``code`` is a stable machine-readable string
+    ├── InvalidInput               one or more field errors (``errors``: list of FieldError)
+    ├── NotAuthenticated           no credentials, or bad or expired ones
+    ├── PermissionDenied           authenticated, but the role may not do this
+    ├── AppNotFound                no such app, or disabled, or not on the caller's workbench
+    └── TooManyRecipients          a notice names more than MAX_RECIPIENTS users (SPEC §6)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid input field: ``field`` is its path (e.g. ``input.name``), ``code`` stable."""
+
+    field: str | None
+    message: str
+    code: str
+
+
+class WorkbenchError(Exception):
+    """Base of every domain error; ``code`` names the kind for clients and logs."""
+
+    code = "ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(WorkbenchError):
+    """Input that breaks a rule; ``errors`` lists every broken rule, not only the first."""
+
+    code = "INVALID_INPUT"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field or 'input'}: {e.message}" for e in errors))
+        self.errors = errors
+
+    @classmethod
+    def single(cls, field: str | None, message: str, code: str = "INVALID") -> InvalidInput:
+        """An ``InvalidInput`` with one field error."""
+        return cls([FieldError(field, message, code)])
+
+
+class NotAuthenticated(WorkbenchError):
+    """Missing, malformed, badly signed or expired credentials."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(WorkbenchError):
+    """The caller's role does not allow the action."""
+
+    code = "FORBIDDEN"
+
+
+class AppNotFound(WorkbenchError):
+    """The app does not exist, is disabled, or is not on the caller's workbench."""
+
+    code = "APP_NOT_FOUND"
+
+    def __init__(self, app_id: int | str, message: str | None = None) -> None:
+        super().__init__(message or f"app {app_id} not found")
+        self.app_id = app_id
+
+
+class TooManyRecipients(WorkbenchError):
+    """A notice names more recipients than allowed (SPEC §6: 10,000)."""
+
+    code = "TOO_MANY_RECIPIENTS"
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} recipients; at most {limit} per notice")
+        self.count = count
+        self.limit = limit

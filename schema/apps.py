@@ -1,0 +1,276 @@
+"""GraphQL types of the app catalogue and the ``createApp`` mutation (SPEC §2, §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from resolvers import apps as app_resolvers
+from resolvers.errors import InvalidInput
+from resolvers.identity import Principal, Role
+from schema.context import Context
+from schema.errors import UserError, domain_errors, user_errors
+from storage import models
+
+Platform = strawberry.enum(models.Platform, description="Client platform.")
+LaunchMode = strawberry.enum(models.LaunchMode, description="WEB page or NATIVE program.")
+AppKind = strawberry.enum(models.AppKind, description="The seed's 应用类型.")
+AudienceMode = strawberry.enum(
+    models.AudienceMode,
+    description="ALL enterprises minus hidden ones, or SELECTED ones only.",
+)
+
+
+@strawberry.type(description="How one platform launches an app.")
+class PlatformSettings:
+    launch_mode: LaunchMode
+    web_url: str | None
+    run_path: str | None
+    download_url: str | None
+    embedded_browser: bool = strawberry.field(description="ANDROID/IOS WEB apps: in-app browser.")
+    auto_login: bool
+    login_params: str | None
+
+    @classmethod
+    def from_row(cls, row: models.AppPlatform) -> PlatformSettings:
+        """Adapt a stored platform row."""
+        return cls(
+            launch_mode=models.LaunchMode(row.launch_mode),
+            web_url=row.web_url,
+            run_path=row.run_path,
+            download_url=row.download_url,
+            embedded_browser=row.embedded_browser,
+            auto_login=row.auto_login,
+            login_params=row.login_params,
+        )
+
+
+@strawberry.type(description="Which enterprises see an app.")
+class Audience:
+    mode: AudienceMode
+    enterprise_ids: list[strawberry.ID] = strawberry.field(
+        description="ALL: the hidden enterprises; SELECTED: the enterprises shown."
+    )
+
+
+@strawberry.type(description="A workbench group (应用分组).")
+class AppGroupRef:
+    id: strawberry.ID
+    name: str
+
+
+@strawberry.type(description="A category (应用分类) inside a group.")
+class AppCategoryRef:
+    id: strawberry.ID
+    name: str
+
+
+def can_administer(principal: Principal | None, app: models.App) -> bool:
+    """Whether ``principal`` administers ``app``: any app for platform admins, own-enterprise
+    ENTERPRISE apps for enterprise admins (SPEC §7)."""
+    if principal is None:
+        return False
+    if principal.role is Role.PLATFORM_ADMIN:
+        return True
+    return principal.role is Role.ENTERPRISE_ADMIN and app.owner_cid == principal.cid
+
+
+@strawberry.type(description="An integrated app (集成应用).")
+class App:
+    row: strawberry.Private[models.App]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.row.id))
+
+    @strawberry.field(description="Shown on the workbench.")
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field(description="Program identifier (应用标识, appname); not the name.")
+    def identifier(self) -> str:
+        return self.row.identifier
+
+    @strawberry.field
+    def kind(self) -> AppKind:
+        return models.AppKind(self.row.kind)
+
+    @strawberry.field(description="Absolute URL of the app's icon.")
+    def icon_url(self, info: strawberry.Info[Context, None]) -> str:
+        return info.context.icon_url(self.row.icon)
+
+    @strawberry.field(description="The legacy appkey; administrators of this app only, else null.")
+    def app_key(self, info: strawberry.Info[Context, None]) -> str | None:
+        return self.row.app_key if can_administer(info.context.principal, self.row) else None
+
+    @strawberry.field(description="Whether a user may remove the app from their workbench.")
+    def user_removable(self) -> bool:
+        return self.row.user_removable
+
+    @strawberry.field
+    def enabled(self) -> bool:
+        return self.row.enabled
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    async def group(self, info: strawberry.Info[Context, None]) -> AppGroupRef:
+        category, group = await self._category(info)
+        return AppGroupRef(id=strawberry.ID(str(group.id)), name=group.name)
+
+    @strawberry.field
+    async def category(self, info: strawberry.Info[Context, None]) -> AppCategoryRef:
+        category, _ = await self._category(info)
+        return AppCategoryRef(id=strawberry.ID(str(category.id)), name=category.name)
+
+    async def _category(
+        self, info: strawberry.Info[Context, None]
+    ) -> tuple[models.AppCategory, models.AppGroup]:
+        found = await info.context.loaders.category.load(self.row.category_id)
+        assert found is not None  # the foreign key guarantees it
+        return found
+
+    @strawberry.field(description="Administrators of this app only, else null.")
+    async def audience(self, info: strawberry.Info[Context, None]) -> Audience | None:
+        if not can_administer(info.context.principal, self.row):
+            return None
+        assert self.row.id is not None
+        ids = await info.context.loaders.audience.load(self.row.id)
+        return Audience(
+            mode=models.AudienceMode(self.row.audience_mode),
+            enterprise_ids=[strawberry.ID(str(cid)) for cid in ids],
+        )
+
+    @strawberry.field(description="Platforms the app is on, in PC, ANDROID, IOS order.")
+    async def platforms(self, info: strawberry.Info[Context, None]) -> list[Platform]:
+        found = await self._platforms(info)
+        return [p for p in models.Platform if p in found]
+
+    @strawberry.field
+    async def pc(self, info: strawberry.Info[Context, None]) -> PlatformSettings | None:
+        return await self._settings(info, models.Platform.PC)
+
+    @strawberry.field
+    async def android(self, info: strawberry.Info[Context, None]) -> PlatformSettings | None:
+        return await self._settings(info, models.Platform.ANDROID)
+
+    @strawberry.field
+    async def ios(self, info: strawberry.Info[Context, None]) -> PlatformSettings | None:
+        return await self._settings(info, models.Platform.IOS)
+
+    async def _platforms(
+        self, info: strawberry.Info[Context, None]
+    ) -> dict[models.Platform, models.AppPlatform]:
+        assert self.row.id is not None
+        return await info.context.loaders.platforms.load(self.row.id)
+
+    async def _settings(
+        self, info: strawberry.Info[Context, None], platform: models.Platform
+    ) -> PlatformSettings | None:
+        row = (await self._platforms(info)).get(platform)
+        return None if row is None else PlatformSettings.from_row(row)
+
+
+@strawberry.input(description="One platform's launch settings.")
+class PlatformSettingsInput:
+    launch_mode: LaunchMode
+    web_url: str | None = None
+    run_path: str | None = None
+    download_url: str | None = None
+    embedded_browser: bool = True
+    auto_login: bool = False
+    login_params: str | None = None
+
+    def to_draft(self) -> app_resolvers.PlatformDraft:
+        """The resolver-level draft."""
+        return app_resolvers.PlatformDraft(
+            launch_mode=models.LaunchMode(self.launch_mode),
+            web_url=self.web_url,
+            run_path=self.run_path,
+            download_url=self.download_url,
+            embedded_browser=self.embedded_browser,
+            auto_login=self.auto_login,
+            login_params=self.login_params,
+        )
+
+
+@strawberry.input(description="ALL: enterpriseIds are hidden; SELECTED: only they see the app.")
+class AudienceInput:
+    mode: AudienceMode
+    enterprise_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="A new app.")
+class AppInput:
+    name: str
+    identifier: str
+    kind: AppKind = models.AppKind.CUSTOM
+    category_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Absent: the built-in default category."
+    )
+    user_removable: bool = True
+    audience: AudienceInput = strawberry.field(
+        default_factory=lambda: AudienceInput(mode=models.AudienceMode.ALL, enterprise_ids=[])
+    )
+    icon: str | None = strawberry.field(
+        default=None,
+        description="A built-in icon: "
+        + ", ".join(app_resolvers.BUILTIN_ICONS)
+        + " (default app).",
+    )
+    pc: PlatformSettingsInput | None = None
+    android: PlatformSettingsInput | None = None
+    ios: PlatformSettingsInput | None = None
+
+    def to_draft(self) -> app_resolvers.AppDraft:
+        """The resolver-level draft."""
+        platforms = {
+            platform: settings.to_draft()
+            for platform, settings in (
+                (models.Platform.PC, self.pc),
+                (models.Platform.ANDROID, self.android),
+                (models.Platform.IOS, self.ios),
+            )
+            if settings is not None
+        }
+        return app_resolvers.AppDraft(
+            name=self.name,
+            identifier=self.identifier,
+            kind=models.AppKind(self.kind),
+            category_id=None if self.category_id is None else str(self.category_id),
+            user_removable=self.user_removable,
+            audience_mode=models.AudienceMode(self.audience.mode),
+            audience_ids=[str(cid) for cid in self.audience.enterprise_ids],
+            platforms=platforms,
+            icon=self.icon,
+        )
+
+
+@strawberry.type(description="Result of a mutation on an app.")
+class AppPayload:
+    app: App | None = None
+    app_secret: str | None = strawberry.field(
+        default=None, description="Only when just created or rotated (SPEC §8)."
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class AppMutation:
+    @strawberry.mutation(
+        description="Create an app: platform_admin; enterprise_admin for own ENTERPRISE apps."
+    )
+    async def create_app(self, info: strawberry.Info[Context, None], input: AppInput) -> AppPayload:
+        context = info.context
+        with domain_errors():
+            principal = context.caller()
+            try:
+                created = await app_resolvers.create_app(
+                    db=context.db, principal=principal, draft=input.to_draft()
+                )
+            except InvalidInput as error:
+                return AppPayload(errors=user_errors(error))
+        return AppPayload(app=App(row=created.app), app_secret=created.app_secret)

@@ -1,0 +1,85 @@
+"""Per-request (HTTP) or per-connection (WebSocket) GraphQL context.
+
+A WebSocket context lives as long as the connection: it holds the principal and shared
+resources only. DataLoaders here do not cache (``cache=False``), so a loader reused by several
+operations on one connection never serves stale rows; they still batch within one operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from auth import TokenCodec
+from pubsub import Broker
+from resolvers.errors import NotAuthenticated, PermissionDenied
+from resolvers.identity import Principal, Role
+from storage import catalogue
+from storage.db import Database
+from storage.models import AppCategory, AppGroup, AppPlatform, Platform
+
+USER_ROLES = (Role.USER, Role.ENTERPRISE_ADMIN, Role.PLATFORM_ADMIN)
+
+
+class Loaders:
+    """Batch loaders over one database; each batch opens its own short read transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.platforms: DataLoader[int, dict[Platform, AppPlatform]] = DataLoader(
+            self._platforms, cache=False
+        )
+        self.audience: DataLoader[int, list[int]] = DataLoader(self._audience, cache=False)
+        self.category: DataLoader[int, tuple[AppCategory, AppGroup] | None] = DataLoader(
+            self._category, cache=False
+        )
+
+    async def _platforms(self, keys: list[int]) -> list[dict[Platform, AppPlatform]]:
+        async with self._db.read() as session:
+            found = await catalogue.platform_settings(session, keys)
+        return [found[key] for key in keys]
+
+    async def _audience(self, keys: list[int]) -> list[list[int]]:
+        async with self._db.read() as session:
+            found = await catalogue.audience_ids(session, keys)
+        return [found[key] for key in keys]
+
+    async def _category(self, keys: list[int]) -> list[tuple[AppCategory, AppGroup] | None]:
+        async with self._db.read() as session:
+            found = await catalogue.categories_with_groups(session, keys)
+        return [found.get(key) for key in keys]
+
+
+@dataclass
+class Context:
+    """What every resolver may use. ``principal`` is ``None`` until authenticated."""
+
+    db: Database
+    broker: Broker
+    codec: TokenCodec
+    base_url: str
+    loaders: Loaders
+    principal: Principal | None = None
+    request: Any = None
+    response: Any = None
+    connection_params: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def caller(self) -> Principal:
+        """The authenticated principal; raises ``NotAuthenticated`` when there is none."""
+        if self.principal is None:
+            raise NotAuthenticated("authentication required")
+        return self.principal
+
+    def user(self) -> Principal:
+        """The caller acting as a workbench user; vendors are refused (``PermissionDenied``)."""
+        principal = self.caller()
+        if principal.role not in USER_ROLES:
+            raise PermissionDenied("this field is for workbench users, not vendor tokens")
+        return principal
+
+    def icon_url(self, icon: str) -> str:
+        """Absolute URL of an icon served by this service."""
+        return f"{self.base_url}/icons/{icon}.png"

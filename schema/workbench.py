@@ -1,0 +1,95 @@
+"""The ``workbench(platform)`` query (SPEC §3, §7)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers.workbench import load_workbench
+from schema.apps import App, Platform
+from schema.context import Context
+from schema.errors import domain_errors
+from storage import models
+
+
+@strawberry.type(description="An app on the caller's workbench, with its badge.")
+class WorkbenchApp:
+    app: App
+    unread: int
+    removable: bool = strawberry.field(description="The caller may remove it from the workbench.")
+
+
+@strawberry.type(description="A category of the workbench with its apps, in order.")
+class WorkbenchCategory:
+    id: strawberry.ID
+    name: str
+    apps: list[WorkbenchApp]
+
+
+@strawberry.type(description="A group of the workbench with its categories, in order.")
+class WorkbenchGroup:
+    id: strawberry.ID
+    name: str
+    categories: list[WorkbenchCategory]
+
+
+@strawberry.type(description="The caller's workbench on one platform.")
+class Workbench:
+    platform: Platform
+    unseen_count: int = strawberry.field(
+        description="The workbench badge: min(unseen, unreadTotal)."
+    )
+    unread_total: int = strawberry.field(description="Sum of unread over this platform's apps.")
+    version: int
+    groups: list[WorkbenchGroup] = strawberry.field(
+        description="Group, categories, apps, in order."
+    )
+    apps: list[WorkbenchApp] = strawberry.field(description="The same apps, flat, in order.")
+
+
+@strawberry.type
+class WorkbenchQuery:
+    @strawberry.field(description="The caller's workbench for a platform.")
+    async def workbench(
+        self, info: strawberry.Info[Context, None], platform: Platform
+    ) -> Workbench:
+        context = info.context
+        with domain_errors():
+            principal = context.user()
+            data = await load_workbench(
+                db=context.db, principal=principal, platform=models.Platform(platform)
+            )
+        groups: list[WorkbenchGroup] = []
+        apps: list[WorkbenchApp] = []
+        for row in data.rows:
+            item = WorkbenchApp(
+                app=App(row=row.app),
+                unread=row.unread,
+                removable=row.app.user_removable,
+            )
+            apps.append(item)
+            if not groups or groups[-1].id != str(row.group_id):
+                groups.append(
+                    WorkbenchGroup(
+                        id=strawberry.ID(str(row.group_id)),
+                        name=row.group_name,
+                        categories=[],
+                    )
+                )
+            categories = groups[-1].categories
+            if not categories or categories[-1].id != str(row.category_id):
+                categories.append(
+                    WorkbenchCategory(
+                        id=strawberry.ID(str(row.category_id)),
+                        name=row.category_name,
+                        apps=[],
+                    )
+                )
+            categories[-1].apps.append(item)
+        return Workbench(
+            platform=data.platform,
+            unseen_count=data.unseen_count,
+            unread_total=data.unread_total,
+            version=data.version,
+            groups=groups,
+            apps=apps,
+        )

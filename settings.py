@@ -1,0 +1,121 @@
+"""Service configuration, read from ``WORKBENCH_*`` environment variables (SPEC §10).
+
+Nothing is read at import time: ``Settings()`` reads the environment when it is built, and tests
+build ``Settings(...)`` with explicit values instead.
+
+Every variable, its default and its rule:
+
+=================================  ======================================  ==========================
+variable                           default                                 rule
+=================================  ======================================  ==========================
+WORKBENCH_DATABASE_URL             sqlite+aiosqlite:///./workbench.db      ``sqlite+aiosqlite://`` or
+                                                                           ``postgresql+asyncpg://``
+WORKBENCH_BROKER_URL               memory://                               ``memory://`` (one process)
+WORKBENCH_JWT_SECRET               (generated, kept in JWT_SECRET_FILE)    at least 32 characters
+WORKBENCH_JWT_SECRET_FILE          .workbench/jwt_secret                   used when no secret is set
+WORKBENCH_CORS_ORIGINS             *                                       comma-separated or JSON list
+WORKBENCH_HOST / WORKBENCH_PORT    127.0.0.1 / 8000                        port 1..65535
+WORKBENCH_DEBUG                    false                                   unmasked errors when true
+=================================  ======================================  ==========================
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """All settings of one service process; see the module docstring for the variables."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKBENCH_", extra="forbid")
+
+    database_url: str = "sqlite+aiosqlite:///./workbench.db"
+    broker_url: str = "memory://"
+    jwt_secret: SecretStr | None = None
+    jwt_secret_file: Path = Path(".workbench/jwt_secret")
+    jwt_issuer: str = "workbench"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    debug: bool = False
+
+    # Protocol safety limits (issue 2, "protocol safety from the start").
+    legacy_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    ws_connection_init_timeout: float = Field(default=10.0, gt=0)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    query_max_depth: int = Field(default=12, ge=2)
+    query_max_tokens: int = Field(default=2000, ge=50)
+    query_max_aliases: int = Field(default=30, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got {value.split('://', 1)[0]!r})"
+            )
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if value != "memory://":
+            raise ValueError(
+                "only memory:// is available in this version (one process); "
+                f"got {value.split('://', 1)[0]!r}://"
+            )
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (RFC 7518 §3.2)")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    def secret_key(self) -> str:
+        """Return the JWT signing key (HS256).
+
+        The configured ``jwt_secret`` when set; otherwise the key kept in ``jwt_secret_file``,
+        created with 256 random bits and mode 0600 on first use, so that ``workbench serve`` and
+        ``workbench token`` run from the same folder agree without any configuration.
+
+        Raises ``ValueError`` when the kept file holds a key shorter than 32 characters.
+        """
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.jwt_secret_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process created it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_urlsafe(32))
+        key = path.read_text().strip()
+        if len(key) < MIN_SECRET_LENGTH:
+            raise ValueError(f"{path}: the key must be at least {MIN_SECRET_LENGTH} characters")
+        return key

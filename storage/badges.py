@@ -1,0 +1,204 @@
+"""Badge counters: single atomic statements, exact under concurrency (SPEC §4).
+
+Every function runs inside a ``Database.write()`` transaction and returns the absolute values it
+wrote, for publishing after commit. Rules:
+
+- A change for user U first writes or locks U's ``user_badge_state`` row (``INSERT ... ON
+  CONFLICT DO UPDATE`` or ``SELECT ... FOR UPDATE``); every later statement of the transaction
+  therefore sees U's latest committed badges, and ``version`` orders U's changes. On SQLite the
+  whole transaction already holds the database's write lock (``BEGIN IMMEDIATE``).
+- Multi-user statements take users in ascending ``(cid, uid)`` order, so two notices never wait
+  on each other in a cycle (PostgreSQL deadlock avoidance).
+- Increments are ``x = x + 1`` in SQL, never read-modify-write in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import AppBadge, UserBadgeState
+
+# Rows per multi-row statement: 4 bind parameters each stays far below the 32,766 limit of
+# SQLite and asyncpg.
+CHUNK_ROWS = 1000
+
+badge_table = AppBadge.__table__  # type: ignore[attr-defined]
+state_table = UserBadgeState.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """A user's workbench badge state after a change: ``unseen`` count and ``version``."""
+
+    cid: int
+    uid: int
+    unseen: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeResult:
+    """What one notice wrote for one recipient: the app's new ``unread`` and the user's state."""
+
+    state: UserState
+    unread: int
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    if session.bind.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
+async def add_notice(
+    session: AsyncSession, *, app_id: int, users: Sequence[tuple[int, int]]
+) -> list[NoticeResult]:
+    """Count one notice of ``app_id`` for each ``(cid, uid)`` in ``users`` (SPEC §4 row 1).
+
+    ``users`` must be distinct; they are processed in sorted order. For each: ``unseen += 1``,
+    ``version += 1``, the app's ``unread += 1``; rows are created at 1 when absent. Returns one
+    result per user, in sorted order.
+    """
+    insert = _insert(session)
+    ordered = sorted(users)
+    states: dict[tuple[int, int], UserState] = {}
+    unread: dict[tuple[int, int], int] = {}
+    for start in range(0, len(ordered), CHUNK_ROWS):
+        chunk = ordered[start : start + CHUNK_ROWS]
+        state_stmt = (
+            insert(state_table)
+            .values([{"cid": c, "uid": u, "unseen_count": 1, "version": 1} for c, u in chunk])
+            .on_conflict_do_update(
+                index_elements=["cid", "uid"],
+                set_={
+                    "unseen_count": state_table.c.unseen_count + 1,
+                    "version": state_table.c.version + 1,
+                },
+            )
+            .returning(
+                state_table.c.cid,
+                state_table.c.uid,
+                state_table.c.unseen_count,
+                state_table.c.version,
+            )
+        )
+        for cid, uid, unseen, version in (await session.execute(state_stmt)).all():
+            states[(cid, uid)] = UserState(cid, uid, unseen, version)
+    for start in range(0, len(ordered), CHUNK_ROWS):
+        chunk = ordered[start : start + CHUNK_ROWS]
+        badge_stmt = (
+            insert(badge_table)
+            .values([{"cid": c, "uid": u, "app_id": app_id, "unread": 1} for c, u in chunk])
+            .on_conflict_do_update(
+                index_elements=["cid", "uid", "app_id"],
+                set_={"unread": badge_table.c.unread + 1},
+            )
+            .returning(badge_table.c.cid, badge_table.c.uid, badge_table.c.unread)
+        )
+        for cid, uid, count in (await session.execute(badge_stmt)).all():
+            unread[(cid, uid)] = count
+    return [NoticeResult(states[key], unread[key]) for key in ordered]
+
+
+async def lock_state(session: AsyncSession, *, cid: int, uid: int) -> UserState | None:
+    """Lock and return the user's state row; ``None`` when the user has never had a badge."""
+    stmt = (
+        select(state_table.c.unseen_count, state_table.c.version)
+        .where(state_table.c.cid == cid, state_table.c.uid == uid)
+        .with_for_update()
+    )
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        return None
+    return UserState(cid, uid, row.unseen_count, row.version)
+
+
+async def decrease_unread(
+    session: AsyncSession, *, cid: int, uid: int, app_id: int, by: int | None
+) -> tuple[UserState, int] | None:
+    """Lower one app's ``unread`` by ``by`` (``None``: to zero), never below zero (SPEC §4).
+
+    Then ``unseen = min(unseen, total unread)`` and ``version += 1``. Returns the new state and
+    the app's new unread count, or ``None`` when nothing changed (no badge, already zero, or
+    ``by == 0``); an unchanged state keeps its version.
+    """
+    if by == 0:
+        return None
+    state = await lock_state(session, cid=cid, uid=uid)
+    if state is None:
+        return None
+    new_unread = (
+        0 if by is None else case((badge_table.c.unread > by, badge_table.c.unread - by), else_=0)
+    )
+    stmt = (
+        update(badge_table)
+        .where(
+            badge_table.c.cid == cid,
+            badge_table.c.uid == uid,
+            badge_table.c.app_id == app_id,
+            badge_table.c.unread > 0,
+        )
+        .values(unread=new_unread)
+        .returning(badge_table.c.unread)
+    )
+    unread = (await session.execute(stmt)).scalar_one_or_none()
+    if unread is None:
+        return None
+    total = (
+        select(func.coalesce(func.sum(badge_table.c.unread), 0))
+        .where(badge_table.c.cid == cid, badge_table.c.uid == uid)
+        .scalar_subquery()
+    )
+    state_stmt = (
+        update(state_table)
+        .where(state_table.c.cid == cid, state_table.c.uid == uid)
+        .values(
+            unseen_count=case(
+                (state_table.c.unseen_count > total, total),
+                else_=state_table.c.unseen_count,
+            ),
+            version=state_table.c.version + 1,
+        )
+        .returning(state_table.c.unseen_count, state_table.c.version)
+    )
+    row = (await session.execute(state_stmt)).one()
+    return UserState(cid, uid, row.unseen_count, row.version), unread
+
+
+async def clear_unseen(session: AsyncSession, *, cid: int, uid: int) -> UserState | None:
+    """Set the workbench badge to zero (SPEC §4 "opens the workbench"); ``None`` if already 0."""
+    state = await lock_state(session, cid=cid, uid=uid)
+    if state is None or state.unseen == 0:
+        return None
+    stmt = (
+        update(state_table)
+        .where(state_table.c.cid == cid, state_table.c.uid == uid)
+        .values(unseen_count=0, version=state_table.c.version + 1)
+        .returning(state_table.c.version)
+    )
+    version = (await session.execute(stmt)).scalar_one()
+    return UserState(cid, uid, 0, version)
+
+
+async def read_state(session: AsyncSession, *, cid: int, uid: int) -> UserState:
+    """The user's current state without locking; zeros at version 0 for a user with none."""
+    stmt = select(state_table.c.unseen_count, state_table.c.version).where(
+        state_table.c.cid == cid, state_table.c.uid == uid
+    )
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        return UserState(cid, uid, 0, 0)
+    return UserState(cid, uid, row.unseen_count, row.version)
+
+
+async def read_unread(session: AsyncSession, *, cid: int, uid: int) -> dict[int, int]:
+    """Every non-zero app badge of the user, as ``{app_id: unread}``."""
+    stmt = select(badge_table.c.app_id, badge_table.c.unread).where(
+        badge_table.c.cid == cid, badge_table.c.uid == uid, badge_table.c.unread > 0
+    )
+    return {app_id: count for app_id, count in (await session.execute(stmt)).all()}

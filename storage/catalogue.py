@@ -1,0 +1,268 @@
+"""Queries over the app catalogue: apps, their platforms and audience, and visibility (SPEC §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    App,
+    AppAudience,
+    AppBadge,
+    AppCategory,
+    AppGroup,
+    AppPlatform,
+    AppRemoval,
+    AudienceMode,
+    Platform,
+)
+
+app_t = App.__table__  # type: ignore[attr-defined]
+platform_t = AppPlatform.__table__  # type: ignore[attr-defined]
+audience_t = AppAudience.__table__  # type: ignore[attr-defined]
+removal_t = AppRemoval.__table__  # type: ignore[attr-defined]
+badge_t = AppBadge.__table__  # type: ignore[attr-defined]
+group_t = AppGroup.__table__  # type: ignore[attr-defined]
+category_t = AppCategory.__table__  # type: ignore[attr-defined]
+
+
+def audience_admits(cid: int) -> ColumnElement[bool]:
+    """SQL: the app's audience admits enterprise ``cid`` (ALL minus hidden, or SELECTED)."""
+    listed = exists().where(audience_t.c.app_id == app_t.c.id, audience_t.c.cid == cid)
+    return or_(
+        and_(app_t.c.audience_mode == AudienceMode.ALL.value, not_(listed)),
+        and_(app_t.c.audience_mode == AudienceMode.SELECTED.value, listed),
+    )
+
+
+def visible_to(cid: int, uid: int, platform: Platform | None) -> ColumnElement[bool]:
+    """SQL: the app is on user ``(cid, uid)``'s workbench for ``platform`` (SPEC §3).
+
+    ``platform=None`` means "on at least one platform". A removal counts only while the app is
+    user-removable.
+    """
+    on_platform = exists().where(platform_t.c.app_id == app_t.c.id)
+    if platform is not None:
+        on_platform = exists().where(
+            platform_t.c.app_id == app_t.c.id, platform_t.c.platform == platform.value
+        )
+    removed = exists().where(
+        removal_t.c.app_id == app_t.c.id, removal_t.c.cid == cid, removal_t.c.uid == uid
+    )
+    return and_(
+        app_t.c.enabled.is_(True),
+        on_platform,
+        audience_admits(cid),
+        not_(and_(app_t.c.user_removable.is_(True), removed)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkbenchRow:
+    """One app of a user's workbench, with its group, category and the user's unread count."""
+
+    app: App
+    group_id: int
+    group_name: str
+    category_id: int
+    category_name: str
+    unread: int
+
+
+async def workbench_rows(
+    session: AsyncSession, *, cid: int, uid: int, platform: Platform | None
+) -> list[WorkbenchRow]:
+    """The user's visible apps in workbench order: group, category, app (SPEC §3)."""
+    stmt = (
+        select(
+            App,
+            group_t.c.id.label("group_id"),
+            group_t.c.name.label("group_name"),
+            category_t.c.id.label("category_id"),
+            category_t.c.name.label("category_name"),
+            func.coalesce(badge_t.c.unread, 0).label("unread"),
+        )
+        .join(category_t, category_t.c.id == app_t.c.category_id)
+        .join(group_t, group_t.c.id == category_t.c.group_id)
+        .outerjoin(
+            badge_t,
+            and_(
+                badge_t.c.app_id == app_t.c.id,
+                badge_t.c.cid == cid,
+                badge_t.c.uid == uid,
+            ),
+        )
+        .where(visible_to(cid, uid, platform))
+        .order_by(
+            group_t.c.position,
+            group_t.c.id,
+            category_t.c.position,
+            category_t.c.id,
+            app_t.c.position,
+            app_t.c.id,
+        )
+    )
+    result = await session.execute(stmt)
+    return [
+        WorkbenchRow(
+            row.App,
+            row.group_id,
+            row.group_name,
+            row.category_id,
+            row.category_name,
+            row.unread,
+        )
+        for row in result.all()
+    ]
+
+
+async def visible_app_ids(
+    session: AsyncSession, *, cid: int, uid: int, platform: Platform | None
+) -> set[int]:
+    """Ids of the apps on the user's workbench for ``platform`` (``None``: any platform)."""
+    stmt = select(app_t.c.id).where(visible_to(cid, uid, platform))
+    return set((await session.execute(stmt)).scalars().all())
+
+
+async def is_visible(
+    session: AsyncSession, *, app_id: int, cid: int, uid: int, platform: Platform | None
+) -> bool:
+    """Whether app ``app_id`` is on the user's workbench for ``platform`` (``None``: any)."""
+    stmt = select(app_t.c.id).where(app_t.c.id == app_id, visible_to(cid, uid, platform))
+    return (await session.execute(stmt)).first() is not None
+
+
+async def max_app_id(session: AsyncSession) -> int:
+    """The highest app id ever assigned that still exists, 0 for an empty catalogue."""
+    return (await session.execute(select(func.coalesce(func.max(app_t.c.id), 0)))).scalar_one()
+
+
+async def get_app(session: AsyncSession, app_id: int) -> App | None:
+    """The app with id ``app_id``, or ``None``."""
+    return await session.get(App, app_id)
+
+
+async def app_id_for_key(session: AsyncSession, app_key: str) -> int | None:
+    """The id of the enabled app whose app key is ``app_key``, or ``None``."""
+    stmt = select(app_t.c.id).where(app_t.c.app_key == app_key, app_t.c.enabled.is_(True))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def identifier_taken(session: AsyncSession, identifier: str) -> bool:
+    """Whether an app already uses ``identifier``, compared case-insensitively (SPEC §2)."""
+    stmt = select(app_t.c.id).where(app_t.c.identifier_key == identifier.lower())
+    return (await session.execute(stmt)).first() is not None
+
+
+async def admitted_enterprises(
+    session: AsyncSession, *, app_id: int, cids: Iterable[int]
+) -> set[int]:
+    """The subset of ``cids`` that app ``app_id``'s audience admits."""
+    wanted = set(cids)
+    if not wanted:
+        return set()
+    app = await session.get(App, app_id)
+    if app is None:
+        return set()
+    stmt = select(audience_t.c.cid).where(
+        audience_t.c.app_id == app_id, audience_t.c.cid.in_(wanted)
+    )
+    listed = set((await session.execute(stmt)).scalars().all())
+    if app.audience_mode == AudienceMode.ALL.value:
+        return wanted - listed
+    return listed
+
+
+async def platform_settings(
+    session: AsyncSession, app_ids: Sequence[int]
+) -> dict[int, dict[Platform, AppPlatform]]:
+    """Every platform row of the given apps: ``{app_id: {platform: settings}}``."""
+    found: dict[int, dict[Platform, AppPlatform]] = {app_id: {} for app_id in app_ids}
+    if not app_ids:
+        return found
+    stmt = select(AppPlatform).where(platform_t.c.app_id.in_(list(app_ids)))
+    for row in (await session.execute(stmt)).scalars().all():
+        found[row.app_id][Platform(row.platform)] = row
+    return found
+
+
+async def audience_ids(session: AsyncSession, app_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The listed enterprise ids of each app's audience, ascending: ``{app_id: [cid, ...]}``."""
+    found: dict[int, list[int]] = {app_id: [] for app_id in app_ids}
+    if not app_ids:
+        return found
+    stmt = (
+        select(audience_t.c.app_id, audience_t.c.cid)
+        .where(audience_t.c.app_id.in_(list(app_ids)))
+        .order_by(audience_t.c.app_id, audience_t.c.cid)
+    )
+    for app_id, cid in (await session.execute(stmt)).all():
+        found[app_id].append(cid)
+    return found
+
+
+async def category_with_group(
+    session: AsyncSession, category_id: int
+) -> tuple[AppCategory, AppGroup] | None:
+    """The category and its group, or ``None`` when the category does not exist."""
+    stmt = select(AppCategory, AppGroup).join(AppGroup, group_t.c.id == category_t.c.group_id)
+    row = (await session.execute(stmt.where(category_t.c.id == category_id))).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def categories_with_groups(
+    session: AsyncSession, category_ids: Sequence[int]
+) -> dict[int, tuple[AppCategory, AppGroup]]:
+    """``{category_id: (category, group)}`` for the given ids that exist."""
+    if not category_ids:
+        return {}
+    stmt = (
+        select(AppCategory, AppGroup)
+        .join(AppGroup, group_t.c.id == category_t.c.group_id)
+        .where(category_t.c.id.in_(list(category_ids)))
+    )
+    return {row[0].id: (row[0], row[1]) for row in (await session.execute(stmt)).all()}
+
+
+async def next_app_position(session: AsyncSession, category_id: int) -> int:
+    """The position after the last app of a category (new apps go last)."""
+    stmt = select(func.coalesce(func.max(app_t.c.position), -1) + 1).where(
+        app_t.c.category_id == category_id
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def ensure_group(session: AsyncSession, *, name: str, position: int) -> int:
+    """The id of the group named ``name``, created at ``position`` when absent."""
+    found = (await session.execute(select(group_t.c.id).where(group_t.c.name == name))).scalar()
+    if found is not None:
+        return int(found)
+    group = AppGroup(name=name, position=position)
+    session.add(group)
+    await session.flush()
+    assert group.id is not None
+    return group.id
+
+
+async def ensure_category(session: AsyncSession, *, group_id: int, name: str, position: int) -> int:
+    """The id of the category ``name`` in group ``group_id``, created when absent."""
+    stmt = select(category_t.c.id).where(
+        category_t.c.group_id == group_id, category_t.c.name == name
+    )
+    found = (await session.execute(stmt)).scalar()
+    if found is not None:
+        return int(found)
+    category = AppCategory(group_id=group_id, name=name, position=position)
+    session.add(category)
+    await session.flush()
+    assert category.id is not None
+    return category.id
+
+
+async def app_by_identifier(session: AsyncSession, identifier: str) -> App | None:
+    """The app whose identifier equals ``identifier`` case-insensitively, or ``None``."""
+    stmt = select(App).where(app_t.c.identifier_key == identifier.lower())
+    return (await session.execute(stmt)).scalars().first()

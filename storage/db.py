@@ -1,0 +1,94 @@
+"""Engine and transactions for SQLite (embedded default) and PostgreSQL (production).
+
+``Database.write()`` is the only way to change data: one transaction, committed on exit. On
+SQLite it starts with ``BEGIN IMMEDIATE`` (so a read-then-write transaction never fails to upgrade
+its lock) and writers of one process queue on an ``asyncio.Lock`` instead of spinning in SQLite's
+busy handler; ``busy_timeout`` still covers writers from other processes. On PostgreSQL the
+transaction runs at READ COMMITTED and the badge code locks rows explicitly (``storage.badges``).
+
+``Database.read()`` gives a consistent snapshot for several statements: SQLite's WAL read
+transaction, PostgreSQL's REPEATABLE READ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling is turned off so that BEGIN is ours (SQLAlchemy docs,
+    # "Serializable isolation / Savepoints / Transactional DDL").
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """One database: the engine, and transactions to read or write through it.
+
+    ``url`` is a SQLAlchemy async URL (``sqlite+aiosqlite:///path`` or
+    ``postgresql+asyncpg://...``). Call ``dispose()`` when done.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        self.is_sqlite = self.dialect == "sqlite"
+        kwargs: dict[str, Any] = {"echo": echo}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            reader = self.engine
+        else:
+            writer = self.engine
+            reader = self.engine.execution_options(isolation_level="REPEATABLE READ")
+        self._writer = async_sessionmaker(writer, expire_on_commit=False, autoflush=False)
+        self._reader = async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A read-write transaction, committed when the block ends, rolled back on error."""
+        if self._write_lock is None:
+            async with self._writer.begin() as session:
+                yield session
+            return
+        async with self._write_lock, self._writer.begin() as session:
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction with one consistent snapshot for all its statements."""
+        async with self._reader.begin() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

@@ -1,0 +1,236 @@
+"""All tables (SQLModel), in one place. SPEC §2 names the fields; the seed's back-office form is
+their origin.
+
+Identifiers of enterprises and users (``cid``, ``uid``) are 64-bit integers. App ids use the
+database's auto-increment integer and are never reused (SQLite ``AUTOINCREMENT``; a PostgreSQL
+sequence), which lets live subscribers recognise an app created after they started.
+
+Enumerations are stored as short strings, checked by ``CHECK`` constraints; the Python enums below
+are the single source of their values.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlmodel import Field, SQLModel
+
+DEFAULT_GROUP_ID = 1
+DEFAULT_CATEGORY_ID = 1
+
+
+class Platform(enum.StrEnum):
+    """Client platforms (SPEC §2 "应用添加至")."""
+
+    PC = "PC"
+    ANDROID = "ANDROID"
+    IOS = "IOS"
+
+
+class LaunchMode(enum.StrEnum):
+    """How a platform launches an app: a web page or a native program (seed "WEB" / "应用")."""
+
+    WEB = "WEB"
+    NATIVE = "NATIVE"
+
+
+class AppKind(enum.StrEnum):
+    """The seed's 应用类型: 企业, 系统, 自定义."""
+
+    ENTERPRISE = "ENTERPRISE"
+    SYSTEM = "SYSTEM"
+    CUSTOM = "CUSTOM"
+
+
+class AudienceMode(enum.StrEnum):
+    """The seed's 投放: all enterprises minus a hidden list, or selected enterprises only."""
+
+    ALL = "ALL"
+    SELECTED = "SELECTED"
+
+
+def _in(column: str, values: type[enum.StrEnum]) -> str:
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return f"{column} IN ({listed})"
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _timestamp() -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class AppGroup(SQLModel, table=True):
+    """A workbench group (应用分组), ordered by ``position`` then ``id``."""
+
+    __tablename__ = "app_group"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    name: str = Field(sa_column=Column(String(40), nullable=False))
+    position: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class AppCategory(SQLModel, table=True):
+    """A category (应用分类) inside one group, ordered by ``position`` then ``id``."""
+
+    __tablename__ = "app_category"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    group_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("app_group.id", ondelete="RESTRICT"), nullable=False)
+    )
+    name: str = Field(sa_column=Column(String(40), nullable=False))
+    position: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class App(SQLModel, table=True):
+    """An integrated app (集成应用). ``identifier_key`` is the lower-cased identifier, unique."""
+
+    __tablename__ = "app"
+    __table_args__ = (
+        CheckConstraint(_in("kind", AppKind), name="ck_app_kind"),
+        CheckConstraint(_in("audience_mode", AudienceMode), name="ck_app_audience_mode"),
+        Index("ix_app_category_position", "category_id", "position"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    app_key: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(64), nullable=False))
+    identifier: str = Field(sa_column=Column(String(20), nullable=False))
+    identifier_key: str = Field(sa_column=Column(String(20), nullable=False, unique=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    icon: str = Field(sa_column=Column(String(128), nullable=False))
+    category_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("app_category.id", ondelete="RESTRICT"), nullable=False
+        )
+    )
+    position: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    user_removable: bool = True
+    enabled: bool = True
+    audience_mode: str = Field(sa_column=Column(String(16), nullable=False))
+    owner_cid: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    app_secret_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class AppAudience(SQLModel, table=True):
+    """Enterprise ids of an app's audience: hidden ones (mode ALL) or selected ones (SELECTED)."""
+
+    __tablename__ = "app_audience"
+
+    app_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("app.id", ondelete="CASCADE"),
+            primary_key=True,
+            nullable=False,
+        )
+    )
+    cid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+
+
+class AppPlatform(SQLModel, table=True):
+    """One platform's launch settings of an app; no row means "not on that platform"."""
+
+    __tablename__ = "app_platform"
+    __table_args__ = (
+        CheckConstraint(_in("platform", Platform), name="ck_app_platform_platform"),
+        CheckConstraint(_in("launch_mode", LaunchMode), name="ck_app_platform_launch_mode"),
+    )
+
+    app_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("app.id", ondelete="CASCADE"),
+            primary_key=True,
+            nullable=False,
+        )
+    )
+    platform: str = Field(sa_column=Column(String(8), primary_key=True, nullable=False))
+    launch_mode: str = Field(sa_column=Column(String(8), nullable=False))
+    web_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    run_path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    download_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    embedded_browser: bool = True
+    auto_login: bool = False
+    login_params: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AppBadge(SQLModel, table=True):
+    """Unread count of one app for one user (SPEC §4); ``unread`` is never negative."""
+
+    __tablename__ = "app_badge"
+    __table_args__ = (
+        CheckConstraint("unread >= 0", name="ck_app_badge_unread"),
+        Index("ix_app_badge_app", "app_id"),
+    )
+
+    cid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+    app_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("app.id", ondelete="CASCADE"),
+            primary_key=True,
+            nullable=False,
+        )
+    )
+    unread: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class UserBadgeState(SQLModel, table=True):
+    """A user's workbench badge and the version of their whole badge state (SPEC §4).
+
+    Every transaction that changes a user's badges locks this row first, so one user's changes
+    are serialised and ``version`` orders them.
+    """
+
+    __tablename__ = "user_badge_state"
+    __table_args__ = (CheckConstraint("unseen_count >= 0", name="ck_user_badge_state_unseen"),)
+
+    cid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+    unseen_count: int = Field(sa_column=Column(Integer, nullable=False))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AppRemoval(SQLModel, table=True):
+    """An app a user removed from their own workbench (only when ``user_removable``)."""
+
+    __tablename__ = "app_removal"
+    __table_args__ = (Index("ix_app_removal_app", "app_id"),)
+
+    cid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+    app_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("app.id", ondelete="CASCADE"),
+            primary_key=True,
+            nullable=False,
+        )
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+metadata = SQLModel.metadata

@@ -1,0 +1,176 @@
+"""Test clients: GraphQL over HTTP, GraphQL over WebSocket (both protocols), and app set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from tests.conftest import TIMEOUT
+
+TRANSPORT_WS = "graphql-transport-ws"
+LEGACY_WS = "graphql-ws"
+PROTOCOLS = (TRANSPORT_WS, LEGACY_WS)
+
+CREATE_APP = """
+mutation Create($input: AppInput!) {
+  createApp(input: $input) {
+    app { id name identifier kind appKey userRemovable platforms }
+    appSecret
+    errors { field message code }
+  }
+}
+"""
+
+BADGES = """
+subscription Badges($platform: Platform) {
+  badges(platform: $platform) {
+    cause badges { appId unread } unseenCount unreadTotal version
+  }
+}
+"""
+
+PUSH = "/OpenPlatform/integrate/pushappnotice.php"
+SETNUM = "/OpenPlatform/integrate/setnum.php"
+GETAPPID = "/OpenPlatform/integrate/getappid.php"
+
+
+async def gql(
+    http: httpx.AsyncClient, token: str | None, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """POST a GraphQL operation; returns the decoded JSON body (asserts HTTP 200)."""
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    response = await http.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def web(url: str = "https://example.com/app") -> dict[str, Any]:
+    """A WEB ``PlatformSettingsInput``."""
+    return {"launchMode": "WEB", "webUrl": url}
+
+
+async def create_app(http: httpx.AsyncClient, admin_token: str, **fields: Any) -> dict[str, Any]:
+    """Create an app through GraphQL and return its ``app`` object (asserts no errors).
+
+    Defaults: a WEB app on every platform; ``fields`` override ``AppInput`` keys.
+    """
+    identifier = fields.pop("identifier", None) or f"App{abs(hash(str(fields))) % 10**8:08d}"
+    app_input = {
+        "name": "测试应用",
+        "identifier": identifier,
+        "pc": web(),
+        "android": web(),
+        "ios": web(),
+    }
+    app_input.update(fields)
+    body = await gql(http, admin_token, CREATE_APP, {"input": app_input})
+    payload = body["data"]["createApp"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["app"]
+
+
+async def push(http: httpx.AsyncClient, app_id: str, users: list[str]) -> httpx.Response:
+    """The seed's pushappnotice request, parameter names with trailing spaces."""
+    return await http.post(
+        PUSH,
+        data={
+            "fromcid ": "1001",
+            "fromuid ": "187",
+            "appid ": app_id,
+            "users ": " " + json.dumps(users),
+        },
+    )
+
+
+class WSClient:
+    """A GraphQL WebSocket client speaking either protocol."""
+
+    def __init__(self, socket: ClientConnection, protocol: str) -> None:
+        self.socket = socket
+        self.protocol = protocol
+        self._next_id = 0
+
+    async def init(self, token: str | None, *, expect_ack: bool = True) -> dict[str, Any]:
+        """Send ``connection_init`` with the token in the payload; returns the answer."""
+        payload = {} if token is None else {"Authorization": f"Bearer {token}"}
+        await self.socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        message = await self.receive()
+        if expect_ack:
+            assert message["type"] == "connection_ack", message
+        return message
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        """Start an operation; returns its id."""
+        self._next_id += 1
+        op_id = str(self._next_id)
+        kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
+        await self.socket.send(
+            json.dumps(
+                {
+                    "id": op_id,
+                    "type": kind,
+                    "payload": {"query": query, "variables": variables or {}},
+                }
+            )
+        )
+        return op_id
+
+    async def receive(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next message, skipping keep-alives; fails after ``timeout`` seconds."""
+        while True:
+            message = json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+            if message.get("type") not in ("ka", "ping", "pong"):
+                return message
+
+    async def next_data(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The ``data`` of the next result message (``next`` / ``data``); asserts no errors."""
+        message = await self.receive(timeout)
+        assert message["type"] in ("next", "data"), message
+        assert "errors" not in message["payload"], message
+        return message["payload"]["data"]
+
+    async def silence(self, seconds: float = 0.3) -> None:
+        """Assert that nothing arrives for ``seconds``."""
+        try:
+            message = await asyncio.wait_for(self.socket.recv(), seconds)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message: {message}")
+
+    async def closed_code(self, timeout: float = TIMEOUT) -> int:
+        """Wait until the server closes the socket; return the close code."""
+        try:
+            while True:
+                await asyncio.wait_for(self.socket.recv(), timeout)
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code
+
+
+@asynccontextmanager
+async def ws_client(url: str, protocol: str, **kwargs: Any) -> AsyncIterator[WSClient]:
+    """Open a WebSocket with ``protocol``; compression off, as the service expects."""
+    async with websockets.connect(
+        url, subprotocols=[protocol], compression=None, **kwargs
+    ) as socket:  # type: ignore[list-item]
+        yield WSClient(socket, protocol)
+
+
+@asynccontextmanager
+async def badge_subscription(
+    url: str, protocol: str, token: str, platform: str | None
+) -> AsyncIterator[WSClient]:
+    """An initialised client subscribed to ``badges(platform)`` (the SNAPSHOT not yet read)."""
+    async with ws_client(url, protocol) as client:
+        await client.init(token)
+        await client.subscribe(BADGES, {"platform": platform})
+        yield client
