@@ -77,9 +77,11 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
     )
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         db = Database(settings.database_url)
         broker = create_broker(settings.broker_url)
+        # Also on app.state, for operators' introspection and tests; requests use their state.
+        app.state.db, app.state.broker = db, broker
         try:
             if check_migrations:
                 await require_current(db)

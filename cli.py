@@ -1,4 +1,4 @@
-"""The ``workbench`` command (SPEC §10): serve, migrate, demo, token.
+"""The ``workbench`` command (SPEC §10): serve, migrate, demo, token, and schema.
 
 Settings come from ``WORKBENCH_*`` environment variables (see ``settings.py``); a bad value
 stops the command with the variable's name and the rule it broke.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -21,7 +22,12 @@ cli = typer.Typer(help="workbench: third-party apps on the IM workbench.", no_ar
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment plus ``overrides``; exits with a clear message if invalid."""
+    """Settings from the environment plus ``overrides``; exits with a clear message if invalid
+    or if a ``WORKBENCH_*`` variable is unknown (a typo would otherwise be silently ignored)."""
+    unknown = Settings.unknown_variables(os.environ)
+    if unknown:
+        typer.echo("invalid configuration:\n" + "\n".join(f"  {line}" for line in unknown), err=True)
+        raise typer.Exit(2)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
@@ -144,6 +150,14 @@ def token(
             ttl_seconds=ttl,
         )
     )
+
+
+@cli.command("schema")
+def print_schema() -> None:
+    """Print the GraphQL schema (SDL); `schema.graphql` in the repository is this output."""
+    from schema import build_schema
+
+    typer.echo(build_schema().as_str())
 
 
 def _safe_url(url: str) -> str:

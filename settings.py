@@ -21,8 +21,10 @@ WORKBENCH_DEBUG                    false                                   unmas
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -93,6 +95,24 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @classmethod
+    def unknown_variables(cls, environ: Mapping[str, str]) -> list[str]:
+        """``WORKBENCH_*`` names in ``environ`` that configure nothing, each with a suggestion.
+
+        ``WORKBENCH_TEST_*`` (the test suite's own) are not settings and are ignored.
+        """
+        known = {f"WORKBENCH_{name.upper()}" for name in cls.model_fields}
+        problems = []
+        for name in sorted(environ):
+            upper = name.upper()
+            if not upper.startswith("WORKBENCH_") or upper.startswith("WORKBENCH_TEST_"):
+                continue
+            if upper not in known:
+                close = difflib.get_close_matches(upper, sorted(known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                problems.append(f"{name}: unknown setting{hint}")
+        return problems
 
     def secret_key(self) -> str:
         """Return the JWT signing key (HS256).
