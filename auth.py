@@ -82,7 +82,14 @@ class TokenCodec:
         account = claims.get("account")
         if not isinstance(account, str) or not account:
             account = str(uid)
-        return Principal(cid=cid, uid=uid, account=account, role=role, app_id=app_id)
+        return Principal(
+            cid=cid,
+            uid=uid,
+            account=account,
+            role=role,
+            app_id=app_id,
+            expires_at=int(claims["exp"]),
+        )
 
     def from_header(self, value: str | None) -> Principal:
         """The principal of an ``Authorization: Bearer <token>`` value (RFC 6750 §2.1)."""

@@ -26,7 +26,9 @@ def load_settings(**overrides: object) -> Settings:
     or if a ``WORKBENCH_*`` variable is unknown (a typo would otherwise be silently ignored)."""
     unknown = Settings.unknown_variables(os.environ)
     if unknown:
-        typer.echo("invalid configuration:\n" + "\n".join(f"  {line}" for line in unknown), err=True)
+        typer.echo(
+            "invalid configuration:\n" + "\n".join(f"  {line}" for line in unknown), err=True
+        )
         raise typer.Exit(2)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -61,7 +63,7 @@ def serve(
     """Serve HTTP and WebSocket (uvicorn). Run `workbench migrate` first."""
     import uvicorn
 
-    from app import create_app
+    from app import create_app, uvicorn_options
     from storage.migrate import DatabaseNotMigrated
 
     settings = load_settings(host=host, port=port)
@@ -77,8 +79,8 @@ def serve(
         application,
         host=settings.host,
         port=settings.port,
-        ws_per_message_deflate=False,
         log_level="info",
+        **uvicorn_options(settings),
         lifespan="on",
     )
 

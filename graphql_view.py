@@ -9,12 +9,16 @@
 - WebSocket (``graphql-transport-ws`` and ``graphql-ws``): the token comes from the
   ``connection_init`` payload (``{"Authorization": "Bearer ..."}``) or the handshake header. A
   bad one closes the socket with 4403 on both protocols; a subscribe before a successful init
-  closes it with 4401. The init must arrive within the configured timeout (4408).
+  closes it with 4401, and so does the token's expiry on a live connection. The init must
+  arrive within the configured timeout (4408).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +28,14 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
-from strawberry.types.unset import UnsetType
+from strawberry.types.unset import UNSET, UnsetType
 
-from auth import TokenCodec
+from auth import LEEWAY_SECONDS, TokenCodec
 from resolvers.errors import NotAuthenticated
 from schema.context import Context, Loaders
 
@@ -36,8 +43,53 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql" / "index.html").read_text
 
 
+EXPIRED_CLOSE_CODE = 4401
+
+
+async def _close_when_expired(websocket: Any, delay: float) -> None:
+    await asyncio.sleep(max(delay, 0))
+    with suppress(Exception):  # already closed by the client: nothing to do
+        await websocket.close(code=EXPIRED_CLOSE_CODE, reason="Token expired")
+
+
+def arm_expiry(context: Context) -> None:
+    """Close the connection with 4401 when the principal's token expires (SPEC §7: an expired
+    token never sees data). ``disarm_expiry`` cancels it when the connection ends first."""
+    principal = context.principal
+    if principal is None or principal.expires_at is None:
+        return
+    delay = principal.expires_at + LEEWAY_SECONDS - time.time()
+    context.extra["expiry"] = asyncio.create_task(_close_when_expired(context.response, delay))
+
+
+def disarm_expiry(context: Context) -> None:
+    """Cancel the expiry timer of a finished connection."""
+    task = context.extra.pop("expiry", None)
+    if task is not None:
+        task.cancel()
+
+
+class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """``graphql-transport-ws`` with the connection's token expiry enforced."""
+
+    async def handle(self) -> None:
+        """Run the protocol; stop the expiry timer when the connection ends."""
+        try:
+            await super().handle()
+        finally:
+            disarm_expiry(self.context)
+
+
 class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """Legacy ``graphql-ws`` protocol, closing with 4403 (not 1011) when auth is refused."""
+    """Legacy ``graphql-ws`` protocol, closing with 4403 (not 1011) when auth is refused, and
+    with 4401 when the token expires."""
+
+    async def handle(self) -> None:
+        """Run the protocol; stop the expiry timer when the connection ends."""
+        try:
+            await super().handle()
+        finally:
+            disarm_expiry(self.context)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         """Authenticate before acknowledging; refuse with ``connection_error`` + 4403."""
@@ -52,6 +104,7 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
             )
             await self.websocket.close(code=4403, reason="Forbidden")
             return
+        arm_expiry(self.context)
         await super().handle_connection_init(message)
 
 
@@ -63,6 +116,7 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
     """The ``/graphql`` endpoint (SPEC §7); see the module docstring for its rules."""
 
     graphql_ws_handler_class = GraphQLWSHandler
+    graphql_transport_ws_handler_class = GraphQLTransportWSHandler
 
     def __init__(self, schema: Any, *, codec: TokenCodec, **options: Any) -> None:
         super().__init__(schema, **options)
@@ -177,9 +231,10 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType:  # type: ignore[override]
         """graphql-transport-ws init: authenticate or reject (close 4403)."""
-        if context.principal is not None:  # graphql-ws: already done by GraphQLWSHandler
-            return
-        try:
-            context.principal = self.authenticate_ws(context, context.connection_params)
-        except NotAuthenticated as error:
-            raise ConnectionRejectionError({"message": error.message}) from error
+        if context.principal is None:  # graphql-ws authenticates in GraphQLWSHandler
+            try:
+                context.principal = self.authenticate_ws(context, context.connection_params)
+            except NotAuthenticated as error:
+                raise ConnectionRejectionError({"message": error.message}) from error
+            arm_expiry(context)
+        return UNSET

@@ -5,18 +5,18 @@ build ``Settings(...)`` with explicit values instead.
 
 Every variable, its default and its rule:
 
-=================================  ======================================  ==========================
-variable                           default                                 rule
-=================================  ======================================  ==========================
-WORKBENCH_DATABASE_URL             sqlite+aiosqlite:///./workbench.db      ``sqlite+aiosqlite://`` or
-                                                                           ``postgresql+asyncpg://``
-WORKBENCH_BROKER_URL               memory://                               ``memory://`` (one process)
-WORKBENCH_JWT_SECRET               (generated, kept in JWT_SECRET_FILE)    at least 32 characters
-WORKBENCH_JWT_SECRET_FILE          .workbench/jwt_secret                   used when no secret is set
-WORKBENCH_CORS_ORIGINS             *                                       comma-separated or JSON list
-WORKBENCH_HOST / WORKBENCH_PORT    127.0.0.1 / 8000                        port 1..65535
-WORKBENCH_DEBUG                    false                                   unmasked errors when true
-=================================  ======================================  ==========================
+- ``WORKBENCH_DATABASE_URL``: ``sqlite+aiosqlite:///./workbench.db``; SQLite
+  (``sqlite+aiosqlite://``) or PostgreSQL (``postgresql+asyncpg://``).
+- ``WORKBENCH_BROKER_URL``: ``memory://`` (one process).
+- ``WORKBENCH_JWT_SECRET``: unset, meaning generated once into ``WORKBENCH_JWT_SECRET_FILE``
+  (``.workbench/jwt_secret``); at least 32 characters.
+- ``WORKBENCH_CORS_ORIGINS``: ``*``; comma-separated or a JSON list.
+- ``WORKBENCH_HOST`` / ``WORKBENCH_PORT``: ``127.0.0.1`` / ``8000`` (1..65535).
+- ``WORKBENCH_DEBUG``: ``false``; ``true`` shows unexpected errors' messages to clients.
+- Limits: ``WORKBENCH_LEGACY_MAX_BODY_BYTES``, ``WORKBENCH_GRAPHQL_MAX_BODY_BYTES`` (1 MiB each),
+  ``WORKBENCH_WS_MAX_MESSAGE_BYTES`` (64 KiB), ``WORKBENCH_WS_CONNECTION_INIT_TIMEOUT``,
+  ``WORKBENCH_MAX_SUBSCRIPTIONS_PER_CONNECTION``, ``WORKBENCH_QUERY_MAX_DEPTH``,
+  ``WORKBENCH_QUERY_MAX_TOKENS``, ``WORKBENCH_QUERY_MAX_ALIASES``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     # Protocol safety limits (issue 2, "protocol safety from the start").
     legacy_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    graphql_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     ws_connection_init_timeout: float = Field(default=10.0, gt=0)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     query_max_depth: int = Field(default=12, ge=2)

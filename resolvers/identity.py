@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resolvers.errors import InvalidInput
 
@@ -23,13 +23,18 @@ class Role(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller: user ``(cid, uid)`` with a role; vendors also carry ``app_id``."""
+    """An authenticated caller: user ``(cid, uid)`` with a role; vendors also carry ``app_id``.
+
+    ``expires_at``: Unix time (seconds) after which the credentials are no longer valid, when
+    known; not part of the identity (ignored by equality).
+    """
 
     cid: int
     uid: int
     account: str
     role: Role
     app_id: int | None = None
+    expires_at: int | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:

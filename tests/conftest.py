@@ -25,7 +25,7 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app import create_app
+from app import create_app, uvicorn_options
 from auth import TokenCodec
 from resolvers.identity import Role
 from settings import Settings
@@ -91,7 +91,8 @@ async def _reset_postgres(url: str) -> None:
             await connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
             await connection.execute(
                 text(
-                    "INSERT INTO app_group (id, name, position, created_at) VALUES (1, '默认分组', 0, now())"
+                    "INSERT INTO app_group (id, name, position, created_at) "
+                    "VALUES (1, '默认分组', 0, now())"
                 )
             )
             await connection.execute(
@@ -186,7 +187,7 @@ async def server(settings: Settings) -> AsyncIterator[RunningServer]:
     sock = free_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        application, lifespan="on", log_level="warning", ws_per_message_deflate=False
+        application, lifespan="on", log_level="warning", **uvicorn_options(settings)
     )
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve(sockets=[sock]))

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -124,16 +125,16 @@ class WSClient:
         )
         return op_id
 
-    async def receive(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The next message, skipping keep-alives; fails after ``timeout`` seconds."""
+    async def receive(self, wait: float = TIMEOUT) -> dict[str, Any]:
+        """The next message, skipping keep-alives; fails after ``wait`` seconds."""
         while True:
-            message = json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+            message = json.loads(await asyncio.wait_for(self.socket.recv(), wait))
             if message.get("type") not in ("ka", "ping", "pong"):
                 return message
 
-    async def next_data(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+    async def next_data(self, wait: float = TIMEOUT) -> dict[str, Any]:
         """The ``data`` of the next result message (``next`` / ``data``); asserts no errors."""
-        message = await self.receive(timeout)
+        message = await self.receive(wait)
         assert message["type"] in ("next", "data"), message
         assert "errors" not in message["payload"], message
         return message["payload"]["data"]
@@ -146,14 +147,16 @@ class WSClient:
             return
         raise AssertionError(f"unexpected message: {message}")
 
-    async def closed_code(self, timeout: float = TIMEOUT) -> int:
+    async def _drain(self, wait: float) -> None:
+        while True:
+            await asyncio.wait_for(self.socket.recv(), wait)
+
+    async def closed_code(self, wait: float = TIMEOUT) -> int:
         """Wait until the server closes the socket; return the close code."""
-        try:
-            while True:
-                await asyncio.wait_for(self.socket.recv(), timeout)
-        except websockets.ConnectionClosed as closed:
-            assert closed.rcvd is not None
-            return closed.rcvd.code
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await self._drain(wait)
+        assert closed.value.rcvd is not None
+        return closed.value.rcvd.code
 
 
 @asynccontextmanager

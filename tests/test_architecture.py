@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_archon import archrule
+
 import legacy_rest
 import resolvers
 import schema
 import storage
-from pytest_archon import archrule
 
 ROOT = Path(__file__).parent.parent
 
@@ -18,8 +19,18 @@ def test_storage_depends_on_nothing_above_it():
     (
         archrule("storage is the bottom layer")
         .match("storage*")
-        .should_not_import("strawberry*", "starlette*", "settings", "resolvers*", "schema*",
-                           "legacy_rest*", "app", "auth", "cli", "graphql_view")
+        .should_not_import(
+            "strawberry*",
+            "starlette*",
+            "settings",
+            "resolvers*",
+            "schema*",
+            "legacy_rest*",
+            "app",
+            "auth",
+            "cli",
+            "graphql_view",
+        )
         .check("storage")
     )
 
@@ -29,8 +40,17 @@ def test_resolvers_know_no_transport():
     (
         archrule("resolvers are transport-free")
         .match("resolvers*")
-        .should_not_import("strawberry*", "starlette*", "settings", "schema*", "legacy_rest*",
-                           "app", "auth", "cli", "graphql_view")
+        .should_not_import(
+            "strawberry*",
+            "starlette*",
+            "settings",
+            "schema*",
+            "legacy_rest*",
+            "app",
+            "auth",
+            "cli",
+            "graphql_view",
+        )
         .check("resolvers")
     )
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,13 +26,17 @@ mutation {
 }
 """
 OPEN_WORKBENCH = "mutation { openWorkbench { unseenCount } }"
-OPEN_APP = 'mutation($id: ID!) { openApp(appId: $id, platform: PC) { mode url embeddedBrowser } }'
+OPEN_APP = "mutation($id: ID!) { openApp(appId: $id, platform: PC) { mode url embeddedBrowser } }"
 
 
 def workbench(*args: str, env: dict[str, str]) -> str:
     """Run the ``workbench`` command; returns its standard output."""
     done = subprocess.run(
-        [str(BIN / "workbench"), *args], env=env, capture_output=True, text=True, timeout=TIMEOUT * 12
+        [str(BIN / "workbench"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 12,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
@@ -83,7 +87,9 @@ async def client(service: str) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.mark.parametrize(("pc_protocol", "phone_protocol"), [(TRANSPORT_WS, LEGACY_WS), (LEGACY_WS, TRANSPORT_WS)])
+@pytest.mark.parametrize(
+    ("pc_protocol", "phone_protocol"), [(TRANSPORT_WS, LEGACY_WS), (LEGACY_WS, TRANSPORT_WS)]
+)
 async def test_acceptance_scenario(service, client, env, pc_protocol, phone_protocol):
     """Vendor notice to PC and phone at once; openWorkbench, openApp and setnum stay in sync."""
     # given: tokens from the CLI, an app made through GraphQL, its id from getappid
@@ -104,7 +110,12 @@ async def test_acceptance_scenario(service, client, env, pc_protocol, phone_prot
         # when: the seed's own pushappnotice request (names with trailing spaces)
         pushed = await client.post(
             "/OpenPlatform/integrate/pushappnotice.php",
-            data={"fromcid ": "1001", "fromuid ": "187", "appid ": app_id, "users ": ' ["1001,1034","1001,1078"]'},
+            data={
+                "fromcid ": "1001",
+                "fromuid ": "187",
+                "appid ": app_id,
+                "users ": ' ["1001,1034","1001,1078"]',
+            },
         )
         # then: both devices see unread 1 and unseenCount 1
         assert pushed.content == b'{"Result":true}'
@@ -114,7 +125,9 @@ async def test_acceptance_scenario(service, client, env, pc_protocol, phone_prot
             assert notice["badges"] == [{"appId": app_id, "unread": 1}]
             assert notice["unseenCount"] == 1
         # when: the PC opens the workbench, then the app
-        assert (await gql(client, user, OPEN_WORKBENCH))["data"]["openWorkbench"]["unseenCount"] == 0
+        assert (await gql(client, user, OPEN_WORKBENCH))["data"]["openWorkbench"][
+            "unseenCount"
+        ] == 0
         for device in (pc, phone):
             assert (await device.next_data())["badges"]["unseenCount"] == 0
         launched = await gql(client, user, OPEN_APP, {"id": app_id})
@@ -125,12 +138,19 @@ async def test_acceptance_scenario(service, client, env, pc_protocol, phone_prot
         }
         # then: the phone's app badge is cleared too
         for device in (pc, phone):
-            assert (await device.next_data())["badges"]["badges"] == [{"appId": app_id, "unread": 0}]
+            assert (await device.next_data())["badges"]["badges"] == [
+                {"appId": app_id, "unread": 0}
+            ]
         # when: two more notices, then setnum 1 and setnum 5
         for _ in range(2):
             await client.post(
                 "/OpenPlatform/integrate/pushappnotice.php",
-                data={"fromcid": "1001", "fromuid": "187", "appid": app_id, "users": '["1001,1034"]'},
+                data={
+                    "fromcid": "1001",
+                    "fromuid": "187",
+                    "appid": app_id,
+                    "users": '["1001,1034"]',
+                },
             )
         for _ in range(2):
             await phone.next_data()
@@ -154,9 +174,11 @@ def test_serve_refuses_an_unmigrated_database(tmp_path):
         "WORKBENCH_JWT_SECRET": JWT_SECRET,
     }
     done = subprocess.run(
-        [str(BIN / "workbench"), "serve", "--port", "1"], env=env, capture_output=True, text=True,
+        [str(BIN / "workbench"), "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=TIMEOUT * 12,
     )
     assert done.returncode == 1
     assert "workbench migrate" in done.stderr
-

@@ -10,7 +10,7 @@ SCHEMA_FILE = Path(__file__).parent.parent / "schema.graphql"
 
 
 def test_schema_file_is_current():
-    """schema.graphql equals the SDL the code builds (regenerate: workbench schema > schema.graphql)."""
+    """schema.graphql equals the SDL the code builds (`workbench schema > schema.graphql`)."""
     assert SCHEMA_FILE.read_text() == build_schema().as_str() + "\n"
 
 

@@ -1,4 +1,4 @@
-"""The ``badges`` subscription over both WebSocket protocols, against a real server (SPEC §4, §7)."""
+"""The ``badges`` subscription over both WebSocket protocols, on a real server (SPEC §4, §7)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,13 @@ async def test_pc_and_phone_see_every_change(server, http, tokens, protocol):
         assert event(await phone.next_data()) == notice
         # when the PC opens the workbench
         await gql(http, user, OPEN_WORKBENCH)
-        opened = {"cause": "OPEN_WORKBENCH", "badges": [], "unseenCount": 0, "unreadTotal": 1, "version": 2}
+        opened = {
+            "cause": "OPEN_WORKBENCH",
+            "badges": [],
+            "unseenCount": 0,
+            "unreadTotal": 1,
+            "version": 2,
+        }
         assert event(await pc.next_data()) == opened
         assert event(await phone.next_data()) == opened
         # when another notice arrives and the PC opens the app
@@ -230,7 +236,9 @@ async def test_bad_token_in_init_is_closed_4403(server, tokens, codec, protocol)
     for token in ("garbage", codec.issue(cid=1001, uid=1034, ttl_seconds=-120)):
         async with ws_client(server.ws_url, protocol) as client:
             await client.socket.send(
-                json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+                json.dumps(
+                    {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+                )
             )
             if protocol == LEGACY_WS:
                 assert (await client.receive())["type"] == "connection_error"
@@ -266,7 +274,7 @@ async def test_subscribe_before_init_is_closed_4401(server, protocol):
 
 
 async def test_init_timeout_closes_4408(server):
-    """A client that never sends connection_init is closed with 4408 after the timeout (1 s here)."""
+    """A client that never sends connection_init is closed with 4408 after the timeout (1 s)."""
     async with ws_client(server.ws_url, TRANSPORT_WS) as client:
         assert await client.closed_code() == 4408
 
@@ -274,7 +282,9 @@ async def test_init_timeout_closes_4408(server):
 async def test_authorization_must_be_a_string(server):
     """A non-string Authorization in the init payload is refused with 4403."""
     async with ws_client(server.ws_url, TRANSPORT_WS) as client:
-        await client.socket.send(json.dumps({"type": "connection_init", "payload": {"Authorization": 42}}))
+        await client.socket.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": 42}})
+        )
         assert await client.closed_code() == 4403
 
 
@@ -337,8 +347,8 @@ async def test_unknown_subprotocol_is_refused(server):
         assert await client.closed_code() == 4406
 
 
-async def test_badges_do_not_leak_web_urls_of_hidden_apps(server, http, tokens):
-    """An app hidden from enterprise 1002 never appears in 1002's snapshot, even with a badge row."""
+async def test_hidden_app_is_not_in_the_snapshot(server, http, tokens):
+    """An app hidden from enterprise 1002 is absent from its snapshot; notices to it are skipped."""
     # given
     hidden = await create_app(
         http,
@@ -349,7 +359,26 @@ async def test_badges_do_not_leak_web_urls_of_hidden_apps(server, http, tokens):
     )
     await push(http, hidden["id"], ["1002,7"])  # skipped: outside the audience
     # when
-    async with badge_subscription(server.ws_url, TRANSPORT_WS, tokens.user(cid=1002, uid=7), None) as c:
+    async with badge_subscription(
+        server.ws_url, TRANSPORT_WS, tokens.user(cid=1002, uid=7), None
+    ) as c:
         snapshot = event(await c.next_data())
     # then
-    assert snapshot == {"cause": "SNAPSHOT", "badges": [], "unseenCount": 0, "unreadTotal": 0, "version": 0}
+    assert snapshot == {
+        "cause": "SNAPSHOT",
+        "badges": [],
+        "unseenCount": 0,
+        "unreadTotal": 0,
+        "version": 0,
+    }
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_connection_closes_when_the_token_expires(server, http, codec, protocol):
+    """A live subscription is closed with 4401 once its token expires (30 s leeway included)."""
+    # given: a token that expired 29 s ago is still inside the leeway, for about a second
+    token = codec.issue(cid=1001, uid=1034, ttl_seconds=-29)
+    async with badge_subscription(server.ws_url, protocol, token, "PC") as client:
+        assert event(await client.next_data())["cause"] == "SNAPSHOT"
+        # when the leeway runs out / then
+        assert await client.closed_code() == 4401
