@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -21,7 +20,7 @@ from settings import Settings
 cli = typer.Typer(help="workbench: third-party apps on the IM workbench.", no_args_is_help=True)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment plus ``overrides``; exits with a clear message if invalid
     or if a ``WORKBENCH_*`` variable is unknown (a typo would otherwise be silently ignored)."""
     unknown = Settings.unknown_variables(os.environ)
@@ -174,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

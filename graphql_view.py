@@ -20,7 +20,7 @@ import json
 import time
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -37,6 +37,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from auth import LEEWAY_SECONDS, TokenCodec
 from resolvers.errors import NotAuthenticated
+from resolvers.identity import Principal
 from schema.context import Context, Loaders
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -211,13 +212,13 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
             request=request,
         )
 
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         """Connection-scoped context for WebSockets (HTTP contexts are built in ``__call__``)."""
         context = self._context(request, None)
         context.response = response
         return context
 
-    def authenticate_ws(self, context: Context, payload: dict[str, Any] | None) -> Any:
+    def authenticate_ws(self, context: Context, payload: dict[str, Any] | None) -> Principal:
         """The principal of a WebSocket: the init payload's Authorization, else the handshake
         header. Raises ``NotAuthenticated``."""
         value = None
@@ -229,7 +230,7 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
             value = context.request.headers.get("authorization")
         return self.codec.from_header(value)
 
-    async def on_ws_connect(self, context: Context) -> UnsetType:  # type: ignore[override]
+    async def on_ws_connect(self, context: Context) -> UnsetType:
         """graphql-transport-ws init: authenticate or reject (close 4403)."""
         if context.principal is None:  # graphql-ws authenticates in GraphQLWSHandler
             try:
@@ -237,4 +238,4 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
             except NotAuthenticated as error:
                 raise ConnectionRejectionError({"message": error.message}) from error
             arm_expiry(context)
-        return UNSET
+        return cast("UnsetType", UNSET)

@@ -19,6 +19,8 @@ import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pubsub import Broker, user_channel
 from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
 from resolvers.identity import Principal
@@ -116,7 +118,7 @@ async def push_notice(
 
 
 async def _event(
-    session: store.AsyncSession,
+    session: AsyncSession,
     *,
     cause: BadgeCause,
     state: store.UserState,

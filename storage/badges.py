@@ -14,10 +14,11 @@ wrote, for publishing after commit. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,8 +50,9 @@ class NoticeResult:
     unread: int
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    if session.bind.dialect.name == "postgresql":
+def _insert(session: AsyncSession) -> Callable[[Table], Any]:
+    # Both dialects' INSERT support ON CONFLICT DO UPDATE ... RETURNING with the same API.
+    if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert
     return sqlite.insert
 

@@ -137,7 +137,8 @@ async def is_visible(
 
 async def max_app_id(session: AsyncSession) -> int:
     """The highest app id ever assigned that still exists, 0 for an empty catalogue."""
-    return (await session.execute(select(func.coalesce(func.max(app_t.c.id), 0)))).scalar_one()
+    found = (await session.execute(select(func.coalesce(func.max(app_t.c.id), 0)))).scalar_one()
+    return int(found)
 
 
 async def get_app(session: AsyncSession, app_id: int) -> App | None:
@@ -224,7 +225,8 @@ async def categories_with_groups(
         .join(AppGroup, group_t.c.id == category_t.c.group_id)
         .where(category_t.c.id.in_(list(category_ids)))
     )
-    return {row[0].id: (row[0], row[1]) for row in (await session.execute(stmt)).all()}
+    rows = (await session.execute(stmt)).all()
+    return {category.id: (category, group) for category, group in rows if category.id is not None}
 
 
 async def next_app_position(session: AsyncSession, category_id: int) -> int:
@@ -232,7 +234,7 @@ async def next_app_position(session: AsyncSession, category_id: int) -> int:
     stmt = select(func.coalesce(func.max(app_t.c.position), -1) + 1).where(
         app_t.c.category_id == category_id
     )
-    return (await session.execute(stmt)).scalar_one()
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def ensure_group(session: AsyncSession, *, name: str, position: int) -> int:

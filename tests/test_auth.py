@@ -21,8 +21,14 @@ def forged(claims: dict, key: str = KEY) -> str:
 
 def claims(**overrides) -> dict:
     """Valid claims, with overrides (``None`` removes a claim)."""
-    base = {"iss": "workbench", "exp": int(time.time()) + 60, "cid": "1001", "uid": "1034",
-            "account": "zhang.san", "role": "user"}
+    base = {
+        "iss": "workbench",
+        "exp": int(time.time()) + 60,
+        "cid": "1001",
+        "uid": "1034",
+        "account": "zhang.san",
+        "role": "user",
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -37,7 +43,12 @@ def test_round_trip():
 def test_numeric_claims_and_vendor_app_id():
     """Ids may be JSON numbers; a vendor token carries its app id."""
     principal = TokenCodec(KEY).verify(forged(claims(cid=7, uid=8, role="vendor", app_id=77)))
-    assert (principal.cid, principal.uid, principal.app_id, principal.role) == (7, 8, 77, Role.VENDOR)
+    assert (principal.cid, principal.uid, principal.app_id, principal.role) == (
+        7,
+        8,
+        77,
+        Role.VENDOR,
+    )
 
 
 def test_bearer_header_forms():

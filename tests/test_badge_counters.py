@@ -49,7 +49,9 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 async def new_app(db: Database, identifier: str, **kw) -> int:
     """Create a WEB app on every platform; returns its id."""
     web = PlatformDraft(launch_mode=LaunchMode.WEB, web_url="https://example.com/")
-    draft = AppDraft(name="计数应用", identifier=identifier, platforms=dict.fromkeys(Platform, web), **kw)
+    draft = AppDraft(
+        name="计数应用", identifier=identifier, platforms=dict.fromkeys(Platform, web), **kw
+    )
     created = await create_app(db=db, principal=ADMIN, draft=draft)
     assert created.app.id is not None
     return created.app.id
@@ -71,7 +73,10 @@ async def test_200_concurrent_notices_count_200(db):
     broker = RecordingBroker()
     # when
     await asyncio.gather(
-        *(push_notice(db=db, broker=broker, app_id=app_id, recipients=[(1001, 1034)]) for _ in range(200))
+        *(
+            push_notice(db=db, broker=broker, app_id=app_id, recipients=[(1001, 1034)])
+            for _ in range(200)
+        )
     )
     # then
     unread, state = await unread_of(db, 1001, 1034)
@@ -109,13 +114,22 @@ async def test_mixed_race_loses_no_update(db):
         app_id = rng.choice((first, second))
         kind = rng.choice(("notice", "notice", "read", "open_app", "open_workbench"))
         if kind == "notice":
-            operations.append(push_notice(db=db, broker=broker, app_id=app_id, recipients=[(1001, 1034)]))
+            operations.append(
+                push_notice(db=db, broker=broker, app_id=app_id, recipients=[(1001, 1034)])
+            )
         elif kind == "read":
-            operations.append(read_app(db=db, broker=broker, cid=1001, uid=1034, app_id=app_id, count=1))
+            operations.append(
+                read_app(db=db, broker=broker, cid=1001, uid=1034, app_id=app_id, count=1)
+            )
         elif kind == "open_app":
             operations.append(
                 read_app(
-                    db=db, broker=broker, cid=1001, uid=1034, app_id=app_id, count=None,
+                    db=db,
+                    broker=broker,
+                    cid=1001,
+                    uid=1034,
+                    app_id=app_id,
+                    count=None,
                     cause=BadgeCause.OPEN_APP,
                 )
             )
@@ -201,7 +215,10 @@ async def test_more_than_10000_recipients_is_refused_before_writing(db):
     app_id = await new_app(db, "BigApp")
     with pytest.raises(TooManyRecipients):
         await push_notice(
-            db=db, broker=MemoryBroker(), app_id=app_id, recipients=[(1001, u) for u in range(10_001)]
+            db=db,
+            broker=MemoryBroker(),
+            app_id=app_id,
+            recipients=[(1001, u) for u in range(10_001)],
         )
     assert (await unread_of(db, 1001, 1))[1].version == 0
 

@@ -18,7 +18,9 @@ BIN = Path(sys.executable).parent / "workbench"
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the command with ``env``; returns the finished process."""
-    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=TIMEOUT * 12)
+    return subprocess.run(
+        [str(BIN), *args], env=env, capture_output=True, text=True, timeout=TIMEOUT * 12
+    )
 
 
 @pytest.fixture
@@ -61,13 +63,24 @@ def test_demo_needs_a_migrated_database(env):
 def test_token_is_signed_with_the_configured_secret(env):
     """`token` prints a JWT that verifies with WORKBENCH_JWT_SECRET and carries the options."""
     done = run(
-        "token", "--cid", "1001", "--uid", "187", "--role", "enterprise_admin", "--account", "li.si",
+        "token",
+        "--cid",
+        "1001",
+        "--uid",
+        "187",
+        "--role",
+        "enterprise_admin",
+        "--account",
+        "li.si",
         env=env,
     )
     assert done.returncode == 0, done.stderr
     principal = TokenCodec(JWT_SECRET).verify(done.stdout.strip())
     assert (principal.cid, principal.uid, principal.role, principal.account) == (
-        1001, 187, Role.ENTERPRISE_ADMIN, "li.si",
+        1001,
+        187,
+        Role.ENTERPRISE_ADMIN,
+        "li.si",
     )
 
 
