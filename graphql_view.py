@@ -113,6 +113,15 @@ def _wants_graphql_response(accept: str) -> bool:
     return GRAPHQL_RESPONSE in accept.lower()
 
 
+def _is_request_error(result: Any) -> bool:
+    # Parse and validation errors stop a request before execution: no data, and no error has a
+    # path. A field error that nulls the whole result still has its path (a 200 answer).
+    if not isinstance(result, dict) or result.get("data") is not None:
+        return False
+    errors = result.get("errors") or []
+    return all(isinstance(e, dict) and not e.get("path") for e in errors)
+
+
 class WorkbenchGraphQL(GraphQL[Context, None]):
     """The ``/graphql`` endpoint (SPEC §7); see the module docstring for its rules."""
 
@@ -155,24 +164,24 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
                 {"errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}]},
                 status_code=error.status_code,
             )
-        if (
-            _wants_graphql_response(request.headers.get("accept", ""))
-            and response.media_type == "application/json"
-        ):
-            body = bytes(response.body)
-            status = response.status_code
-            if status == 200 and b'"data"' not in body[:200]:
-                try:
-                    status = 200 if "data" in json.loads(body) else 400
-                except ValueError:
-                    status = 400
-            headers = {
-                k: v
-                for k, v in response.headers.items()
-                if k.lower() not in ("content-type", "content-length")
-            }
-            return Response(body, status_code=status, media_type=GRAPHQL_RESPONSE, headers=headers)
-        return response
+        accept = request.headers.get("accept", "")
+        if not _wants_graphql_response(accept) or response.media_type != "application/json":
+            return response
+        body = bytes(response.body)
+        status = response.status_code
+        if status == 200:
+            decoded = json.loads(body)
+            if _is_request_error(decoded):
+                # GraphQL over HTTP §7.1.2: a request error has no data entry and a 4xx status.
+                decoded.pop("data", None)
+                body = json.dumps(decoded).encode()
+                status = 400
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        return Response(body, status_code=status, media_type=GRAPHQL_RESPONSE, headers=headers)
 
     @staticmethod
     def _is_graphiql_request(request: Request) -> bool:

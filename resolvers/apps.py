@@ -127,7 +127,8 @@ def _check_platform(
     platform: Platform, draft: PlatformDraft, errors: list[FieldError]
 ) -> AppPlatform:
     path = f"input.{PLATFORM_FIELDS[platform]}"
-    row = AppPlatform(
+    # app_id is set by create_app once the app row has its id.
+    row = AppPlatform(  # type: ignore[call-arg]
         platform=platform.value,
         launch_mode=draft.launch_mode.value,
         embedded_browser=draft.embedded_browser if platform is not Platform.PC else False,
@@ -221,7 +222,8 @@ def validate_draft(
         errors.append(
             FieldError(
                 "input.name",
-                "must be 4 to 20 units wide (ASCII 1, other characters 2): 2 to 10 Chinese characters",
+                "must be 4 to 20 units wide (ASCII 1, other characters 2): "
+                "2 to 10 Chinese characters",
                 "NAME_LENGTH",
             )
         )
@@ -269,17 +271,21 @@ def validate_draft(
     return app, platforms, audience, category_id, errors
 
 
-def _authorise(principal: Principal, draft: AppDraft) -> None:
+def _authorise(principal: Principal, draft: AppDraft) -> list[FieldError]:
+    """Raise ``PermissionDenied`` unless an administrator; the field errors of what this
+    administrator may not create (reported with the input's other errors)."""
     if principal.role is Role.PLATFORM_ADMIN:
-        return
+        return []
     if principal.role is Role.ENTERPRISE_ADMIN:
         if draft.kind is not AppKind.ENTERPRISE:
-            raise InvalidInput.single(
-                "input.kind",
-                "enterprise administrators create ENTERPRISE apps only",
-                "FORBIDDEN_KIND",
-            )
-        return
+            return [
+                FieldError(
+                    "input.kind",
+                    "enterprise administrators create ENTERPRISE apps only",
+                    "FORBIDDEN_KIND",
+                )
+            ]
+        return []
     raise PermissionDenied("only administrators may create apps")
 
 
@@ -288,14 +294,16 @@ async def create_app(*, db: Database, principal: Principal, draft: AppDraft) -> 
 
     Platform administrators create any app; enterprise administrators only ``ENTERPRISE`` apps,
     whose audience is forced to their own enterprise. Raises ``PermissionDenied`` for other
-    roles and ``InvalidInput`` with every broken rule (including a taken identifier or an unknown
-    category). The new app goes last in its category, with a fresh random app key.
+    roles and ``InvalidInput`` with every broken rule together (including a taken identifier, an
+    unknown category, or another kind than ``ENTERPRISE`` from an enterprise administrator).
+    The new app goes last in its category, with a fresh random app key.
     """
-    _authorise(principal, draft)
+    role_errors = _authorise(principal, draft)
     if principal.role is Role.ENTERPRISE_ADMIN:
         draft.audience_mode = AudienceMode.SELECTED
         draft.audience_ids = [str(principal.cid)]
     app, platforms, audience, category_id, errors = validate_draft(draft)
+    errors = role_errors + errors
     try:
         async with db.write() as session:
             if (

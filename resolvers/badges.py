@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -325,7 +325,7 @@ class BadgeStream:
             version=self._version,
         )
 
-    async def events(self) -> AsyncIterator[BadgeEventData]:
+    async def events(self) -> AsyncGenerator[BadgeEventData, None]:
         """A SNAPSHOT, then an event for each change the user's view shows, until closed.
 
         A change that alters nothing this view shows (another platform's app) yields nothing.

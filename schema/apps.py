@@ -10,16 +10,9 @@ from resolvers import apps as app_resolvers
 from resolvers.errors import InvalidInput
 from resolvers.identity import Principal, Role
 from schema.context import Context
+from schema.enums import AppKind, AudienceMode, LaunchMode, Platform
 from schema.errors import UserError, domain_errors, user_errors
 from storage import models
-
-Platform = strawberry.enum(models.Platform, description="Client platform.")
-LaunchMode = strawberry.enum(models.LaunchMode, description="WEB page or NATIVE program.")
-AppKind = strawberry.enum(models.AppKind, description="The seed's 应用类型.")
-AudienceMode = strawberry.enum(
-    models.AudienceMode,
-    description="ALL enterprises minus hidden ones, or SELECTED ones only.",
-)
 
 
 @strawberry.type(description="How one platform launches an app.")
@@ -36,7 +29,7 @@ class PlatformSettings:
     def from_row(cls, row: models.AppPlatform) -> PlatformSettings:
         """Adapt a stored platform row."""
         return cls(
-            launch_mode=models.LaunchMode(row.launch_mode),
+            launch_mode=LaunchMode(row.launch_mode),
             web_url=row.web_url,
             run_path=row.run_path,
             download_url=row.download_url,
@@ -94,7 +87,7 @@ class App:
 
     @strawberry.field
     def kind(self) -> AppKind:
-        return models.AppKind(self.row.kind)
+        return AppKind(self.row.kind)
 
     @strawberry.field(description="Absolute URL of the app's icon.")
     def icon_url(self, info: strawberry.Info[Context, None]) -> str:
@@ -118,7 +111,7 @@ class App:
 
     @strawberry.field
     async def group(self, info: strawberry.Info[Context, None]) -> AppGroupRef:
-        category, group = await self._category(info)
+        _, group = await self._category(info)
         return AppGroupRef(id=strawberry.ID(str(group.id)), name=group.name)
 
     @strawberry.field
@@ -140,35 +133,35 @@ class App:
         assert self.row.id is not None
         ids = await info.context.loaders.audience.load(self.row.id)
         return Audience(
-            mode=models.AudienceMode(self.row.audience_mode),
+            mode=AudienceMode(self.row.audience_mode),
             enterprise_ids=[strawberry.ID(str(cid)) for cid in ids],
         )
 
     @strawberry.field(description="Platforms the app is on, in PC, ANDROID, IOS order.")
     async def platforms(self, info: strawberry.Info[Context, None]) -> list[Platform]:
         found = await self._platforms(info)
-        return [p for p in models.Platform if p in found]
+        return [p for p in Platform if p in found]
 
     @strawberry.field
     async def pc(self, info: strawberry.Info[Context, None]) -> PlatformSettings | None:
-        return await self._settings(info, models.Platform.PC)
+        return await self._settings(info, Platform.PC)
 
     @strawberry.field
     async def android(self, info: strawberry.Info[Context, None]) -> PlatformSettings | None:
-        return await self._settings(info, models.Platform.ANDROID)
+        return await self._settings(info, Platform.ANDROID)
 
     @strawberry.field
     async def ios(self, info: strawberry.Info[Context, None]) -> PlatformSettings | None:
-        return await self._settings(info, models.Platform.IOS)
+        return await self._settings(info, Platform.IOS)
 
     async def _platforms(
         self, info: strawberry.Info[Context, None]
-    ) -> dict[models.Platform, models.AppPlatform]:
+    ) -> dict[Platform, models.AppPlatform]:
         assert self.row.id is not None
         return await info.context.loaders.platforms.load(self.row.id)
 
     async def _settings(
-        self, info: strawberry.Info[Context, None], platform: models.Platform
+        self, info: strawberry.Info[Context, None], platform: Platform
     ) -> PlatformSettings | None:
         row = (await self._platforms(info)).get(platform)
         return None if row is None else PlatformSettings.from_row(row)
@@ -187,7 +180,7 @@ class PlatformSettingsInput:
     def to_draft(self) -> app_resolvers.PlatformDraft:
         """The resolver-level draft."""
         return app_resolvers.PlatformDraft(
-            launch_mode=models.LaunchMode(self.launch_mode),
+            launch_mode=self.launch_mode,
             web_url=self.web_url,
             run_path=self.run_path,
             download_url=self.download_url,
@@ -207,13 +200,13 @@ class AudienceInput:
 class AppInput:
     name: str
     identifier: str
-    kind: AppKind = models.AppKind.CUSTOM
+    kind: AppKind = AppKind.CUSTOM
     category_id: strawberry.ID | None = strawberry.field(
         default=None, description="Absent: the built-in default category."
     )
     user_removable: bool = True
     audience: AudienceInput = strawberry.field(
-        default_factory=lambda: AudienceInput(mode=models.AudienceMode.ALL, enterprise_ids=[])
+        default_factory=lambda: AudienceInput(mode=AudienceMode.ALL, enterprise_ids=[])
     )
     icon: str | None = strawberry.field(
         default=None,
@@ -230,19 +223,19 @@ class AppInput:
         platforms = {
             platform: settings.to_draft()
             for platform, settings in (
-                (models.Platform.PC, self.pc),
-                (models.Platform.ANDROID, self.android),
-                (models.Platform.IOS, self.ios),
+                (Platform.PC, self.pc),
+                (Platform.ANDROID, self.android),
+                (Platform.IOS, self.ios),
             )
             if settings is not None
         }
         return app_resolvers.AppDraft(
             name=self.name,
             identifier=self.identifier,
-            kind=models.AppKind(self.kind),
+            kind=self.kind,
             category_id=None if self.category_id is None else str(self.category_id),
             user_removable=self.user_removable,
-            audience_mode=models.AudienceMode(self.audience.mode),
+            audience_mode=self.audience.mode,
             audience_ids=[str(cid) for cid in self.audience.enterprise_ids],
             platforms=platforms,
             icon=self.icon,

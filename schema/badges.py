@@ -9,12 +9,9 @@ import strawberry
 from resolvers import badges as badge_resolvers
 from resolvers.identity import parse_id
 from resolvers.launch import LaunchData, open_app
-from schema.apps import LaunchMode, Platform
 from schema.context import Context
+from schema.enums import BadgeCause, LaunchMode, Platform
 from schema.errors import domain_errors
-from storage import models
-
-BadgeCause = strawberry.enum(badge_resolvers.BadgeCause, description="Why a badge event happened.")
 
 
 @strawberry.type(description="One app's unread count.")
@@ -88,7 +85,7 @@ class BadgeMutation:
                 broker=context.broker,
                 principal=context.user(),
                 app_id=parse_id(app_id, "appId"),
-                platform=models.Platform(platform),
+                platform=platform,
             )
         return Launch.from_data(launch)
 
@@ -135,7 +132,7 @@ class BadgeSubscription:
             broker=context.broker,
             cid=principal.cid,
             uid=principal.uid,
-            platform=None if platform is None else models.Platform(platform),
+            platform=platform,
         )
         events = stream.events()
         try:

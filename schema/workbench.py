@@ -5,10 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.workbench import load_workbench
-from schema.apps import App, Platform
+from schema.apps import App
 from schema.context import Context
+from schema.enums import Platform
 from schema.errors import domain_errors
-from storage import models
 
 
 @strawberry.type(description="An app on the caller's workbench, with its badge.")
@@ -55,9 +55,7 @@ class WorkbenchQuery:
         context = info.context
         with domain_errors():
             principal = context.user()
-            data = await load_workbench(
-                db=context.db, principal=principal, platform=models.Platform(platform)
-            )
+            data = await load_workbench(db=context.db, principal=principal, platform=platform)
         groups: list[WorkbenchGroup] = []
         apps: list[WorkbenchApp] = []
         for row in data.rows:

@@ -16,6 +16,7 @@ from storage.models import (
     AppGroup,
     AppPlatform,
     AppRemoval,
+    MAX_ROW_ID,
     AudienceMode,
     Platform,
 )
@@ -131,6 +132,8 @@ async def is_visible(
     session: AsyncSession, *, app_id: int, cid: int, uid: int, platform: Platform | None
 ) -> bool:
     """Whether app ``app_id`` is on the user's workbench for ``platform`` (``None``: any)."""
+    if app_id > MAX_ROW_ID:
+        return False
     stmt = select(app_t.c.id).where(app_t.c.id == app_id, visible_to(cid, uid, platform))
     return (await session.execute(stmt)).first() is not None
 
@@ -143,6 +146,8 @@ async def max_app_id(session: AsyncSession) -> int:
 
 async def get_app(session: AsyncSession, app_id: int) -> App | None:
     """The app with id ``app_id``, or ``None``."""
+    if app_id > MAX_ROW_ID:
+        return None
     return await session.get(App, app_id)
 
 
@@ -209,6 +214,8 @@ async def category_with_group(
     session: AsyncSession, category_id: int
 ) -> tuple[AppCategory, AppGroup] | None:
     """The category and its group, or ``None`` when the category does not exist."""
+    if category_id > MAX_ROW_ID:
+        return None
     stmt = select(AppCategory, AppGroup).join(AppGroup, group_t.c.id == category_t.c.group_id)
     row = (await session.execute(stmt.where(category_t.c.id == category_id))).first()
     return None if row is None else (row[0], row[1])

@@ -29,6 +29,10 @@ from sqlmodel import Field, SQLModel
 
 DEFAULT_GROUP_ID = 1
 DEFAULT_CATEGORY_ID = 1
+# App, group and category ids are 32-bit INTEGER columns. A larger id is a valid id by SPEC §2's
+# syntax but names no row, and PostgreSQL refuses to compare one with such a column: queries
+# answer "not found" for it without asking the database.
+MAX_ROW_ID = 2**31 - 1
 
 
 class Platform(enum.StrEnum):

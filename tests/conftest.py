@@ -165,7 +165,9 @@ def tokens(codec: TokenCodec) -> Tokens:
 
 def free_socket() -> socket.socket:
     """A bound loopback TCP socket on a free port, for uvicorn to serve on."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for sockets
+    # that say they are TCP; without it every keep-alive request waits ~40 ms for delayed ACKs.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
