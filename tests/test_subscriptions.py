@@ -376,8 +376,8 @@ async def test_hidden_app_is_not_in_the_snapshot(server, http, tokens):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_connection_closes_when_the_token_expires(server, http, codec, protocol):
     """A live subscription is closed with 4401 once its token expires (30 s leeway included)."""
-    # given: a token that expired 29 s ago is still inside the leeway, for about a second
-    token = codec.issue(cid=1001, uid=1034, ttl_seconds=-29)
+    # given: a token that expired 27 s ago is still inside the leeway, for about 3 seconds
+    token = codec.issue(cid=1001, uid=1034, ttl_seconds=-27)
     async with badge_subscription(server.ws_url, protocol, token, "PC") as client:
         assert event(await client.next_data())["cause"] == "SNAPSHOT"
         # when the leeway runs out / then
