@@ -22,7 +22,9 @@ GETAPPID = PREFIX + "getappid.php"
 PUSHAPPNOTICE = PREFIX + "pushappnotice.php"
 SETNUM = PREFIX + "setnum.php"
 PATHS = (GETAPPID, PUSHAPPNOTICE, SETNUM)
-MAX_NUM_DIGITS = 18
+# Unread counts are 32-bit (``storage.models.AppBadge.unread``): a larger ``num`` exceeds every
+# count and clears it, without ever reaching the database as an out-of-range parameter.
+MAX_COUNT = 2**31 - 1
 MAX_APP_KEY_LENGTH = 128
 
 Handler = Callable[[Request, LegacyParams], Awaitable[Response]]
@@ -70,7 +72,7 @@ def _recipients(params: LegacyParams) -> list[tuple[int, int]]:
         raw = _required(params, "users")
         try:
             decoded = json.loads(raw)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: "[[[[..." too deep
             raise LegacyFailure("users is not a JSON array") from error
         if not isinstance(decoded, list):
             raise LegacyFailure("users is not a JSON array")
@@ -108,7 +110,10 @@ async def pushappnotice(request: Request, params: LegacyParams) -> Response:
 
 
 async def setnum(request: Request, params: LegacyParams) -> Response:
-    """``appid``, ``cid``, ``uid``, ``num`` (default 1) -> ``{"Result":true}``; failure ``-51004``."""
+    """``appid``, ``cid``, ``uid``, ``num`` (default 1) -> ``{"Result":true}``; failure ``-51004``.
+
+    ``num`` empty or absent means 1; a ``num`` above any possible count clears the count.
+    """
     app_id = _id(params, "appid")
     cid = _id(params, "cid")
     uid = _id(params, "uid")
@@ -118,7 +123,7 @@ async def setnum(request: Request, params: LegacyParams) -> Response:
         count = 1
     elif not (raw.isascii() and raw.isdigit()):
         raise LegacyFailure("num must be a non-negative integer")
-    elif len(raw) > MAX_NUM_DIGITS:
+    elif len(raw) > len(str(MAX_COUNT)) or int(raw) > MAX_COUNT:
         count = None  # larger than any count: clears it
     else:
         count = int(raw)
@@ -136,6 +141,9 @@ async def setnum(request: Request, params: LegacyParams) -> Response:
 
 def _endpoint(name: str, code: int, handler: Handler, max_body_bytes: int):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
+        if request.method == "HEAD":
+            # Starlette answers HEAD on GET routes; these GETs change state, so HEAD must not.
+            return Response(status_code=405, headers={"Allow": "GET, POST"})
         try:
             params = await read_params(request, max_body_bytes=max_body_bytes)
             return await handler(request, params)

@@ -16,36 +16,49 @@ MAX_FIELDS = 20_000
 
 
 class LegacyParams:
-    """Parameters by trimmed name. ``name[]`` and ``name[N]`` collect into the list of ``name``.
+    """Parameters by trimmed name, as PHP reads them: ``name[]`` and ``name[N]`` collect into
+    an array under ``name``; a later plain ``name`` replaces an array, and a later ``name[]``
+    replaces a plain value with a new array.
 
-    ``get(name)`` is the last plain value (PHP semantics) or ``None``; ``values(name)`` the
-    array values, or ``None`` when the name was never sent in array form.
+    ``get(name)`` is the plain value (the last one sent, PHP semantics) or ``None``;
+    ``values(name)`` the array values, or ``None`` when ``name`` does not hold an array.
     """
 
     def __init__(self) -> None:
-        self._plain: dict[str, str] = {}
-        self._arrays: dict[str, list[str]] = {}
+        self._values: dict[str, str | list[str]] = {}
 
     def add(self, raw_name: str, value: str) -> None:
         """Record one ``name=value`` pair as sent."""
         name = raw_name.strip()
         if name.endswith("]") and "[" in name:
             base = name[: name.index("[")].strip()
-            self._arrays.setdefault(base, []).append(value)
+            current = self._values.get(base)
+            if isinstance(current, list):
+                current.append(value)
+            else:
+                self._values[base] = [value]
         else:
-            self._plain[name] = value
+            self._values[name] = value
+
+    def update(self, other: LegacyParams) -> None:
+        """Let every name of ``other`` replace this one's, whole (PHP's ``$_REQUEST``: the body's
+        ``users[]`` replaces the query string's ``users`` or ``users[]``, never extends it)."""
+        self._values.update(other._values)
 
     def get(self, name: str) -> str | None:
-        """The plain value of ``name``, or ``None`` when absent."""
-        return self._plain.get(name)
+        """The plain value of ``name``, or ``None`` when absent or an array."""
+        value = self._values.get(name)
+        return value if isinstance(value, str) else None
 
     def values(self, name: str) -> list[str] | None:
-        """The array values of ``name`` (``name[]=``), or ``None`` when not sent as an array."""
-        return self._arrays.get(name)
+        """The array values of ``name`` (``name[]=``), or ``None`` when it holds no array."""
+        value = self._values.get(name)
+        return value if isinstance(value, list) else None
 
 
 async def read_params(request: Request, *, max_body_bytes: int) -> LegacyParams:
-    """Collect the parameters of a GET or POST request.
+    """Collect the parameters of a GET or POST request; a name sent in the body replaces the
+    same name from the query string (PHP's ``$_REQUEST``).
 
     The body is read only up to ``max_body_bytes`` (``Content-Length`` is checked first, then
     the bytes actually received), so an oversized body is refused before any parsing. Raises
@@ -70,8 +83,9 @@ async def read_params(request: Request, *, max_body_bytes: int) -> LegacyParams:
         if len(body) > max_body_bytes:
             raise LegacyFailure(f"body larger than {max_body_bytes} bytes")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    sent = LegacyParams()
     if content_type == "multipart/form-data":
-        await _read_multipart(request, bytes(body), params, max_body_bytes)
+        await _read_multipart(request, bytes(body), sent, max_body_bytes)
     elif body:
         # Form-urlencoded, or a bare body sent without a content type (as PHP's $_POST would
         # ignore, but jQuery sends urlencoded data by default, and some callers omit the header).
@@ -85,11 +99,18 @@ async def read_params(request: Request, *, max_body_bytes: int) -> LegacyParams:
         except (UnicodeDecodeError, ValueError) as error:
             raise LegacyFailure(f"bad form body: {error}") from error
         for name, value in pairs:
-            params.add(name, value)
+            sent.add(name, value)
+    params.update(sent)
     return params
 
 
 async def _read_multipart(request: Request, body: bytes, params: LegacyParams, limit: int) -> None:
+    # File parts are refused, so every byte of an acceptable body is text. Starlette would
+    # decode a non-UTF-8 field as Latin-1 and carry on; refuse it as the urlencoded path does.
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise LegacyFailure(f"bad multipart body: {error}") from error
     sent = False
 
     async def replay() -> dict[str, object]:

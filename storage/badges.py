@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AppBadge, UserBadgeState
 
+# Unread counts are 32-bit columns.
+MAX_COUNT = 2**31 - 1
 # Rows per multi-row statement: 4 bind parameters each stays far below the 32,766 limit of
 # SQLite and asyncpg.
 CHUNK_ROWS = 1000
@@ -131,6 +133,8 @@ async def decrease_unread(
     """
     if by == 0:
         return None
+    if by is not None and by >= MAX_COUNT:
+        by = None  # at least any stored count: clears it (and stays a valid 32-bit parameter)
     state = await lock_state(session, cid=cid, uid=uid)
     if state is None:
         return None

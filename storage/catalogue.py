@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    MAX_ROW_ID,
     App,
     AppAudience,
     AppBadge,
@@ -16,7 +17,6 @@ from storage.models import (
     AppGroup,
     AppPlatform,
     AppRemoval,
-    MAX_ROW_ID,
     AudienceMode,
     Platform,
 )

@@ -256,3 +256,13 @@ async def test_no_change_publishes_nothing_and_keeps_version(db):
     opened = await open_workbench(db=db, broker=broker, principal=USER)
     assert broker.messages == []
     assert (event.version, opened.version, opened.unseen_count) == (0, 0, 0)
+
+
+async def test_read_count_beyond_32_bits_clears(db):
+    """A read count of 3,000,000,000 clears the badge on both databases (no int32 overflow)."""
+    app_id = await new_app(db, "HugeRead")
+    await push_notice(db=db, broker=MemoryBroker(), app_id=app_id, recipients=[(1001, 1034)])
+    event = await read_app(
+        db=db, broker=MemoryBroker(), cid=1001, uid=1034, app_id=app_id, count=3_000_000_000
+    )
+    assert (event.badges, event.unread_total) == ([(app_id, 0)], 0)
