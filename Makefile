@@ -22,10 +22,10 @@ demo: install
 	$(BIN)/workbench migrate
 	$(BIN)/workbench demo
 
-# The whole suite: SQLite always; PostgreSQL too when WORKBENCH_TEST_DATABASE=postgresql
-# (.ci/run sets it and starts the server).
+# The whole suite, on SQLite by default; WORKBENCH_TEST_DATABASE=postgresql runs it on
+# PostgreSQL (.ci/run does both). PYTEST_ARGS passes options, e.g. PYTEST_ARGS=--cov.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-sqlite: install
 	WORKBENCH_TEST_DATABASE=sqlite $(BIN)/python -m pytest
@@ -36,6 +36,7 @@ test-postgres: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) workbench.db workbench.db-wal workbench.db-shm .pytest_cache
