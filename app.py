@@ -134,6 +134,7 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
     graphql = WorkbenchGraphQL(
         schema,
         codec=codec,
+        public_url=settings.public_url,
         connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         allowed_origins=settings.cors_origins,

@@ -19,6 +19,9 @@ from resolvers.identity import Principal, Role, parse_id
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30
 DEFAULT_TTL_SECONDS = 12 * 3600
+# Tokens living longer than a year are refused: no issuer of ours needs them, and a bounded
+# expiry keeps the WebSocket expiry timer finite.
+MAX_LIFETIME_SECONDS = 366 * 86400
 
 
 class TokenCodec:
@@ -66,8 +69,17 @@ class TokenCodec:
             )
         except jwt.ExpiredSignatureError as error:
             raise NotAuthenticated("token expired") from error
+        except jwt.MissingRequiredClaimError as error:
+            raise NotAuthenticated(f"invalid token: missing claim {error.claim}") from error
+        except jwt.InvalidSignatureError as error:
+            raise NotAuthenticated("invalid token: bad signature") from error
+        except jwt.InvalidIssuerError as error:
+            raise NotAuthenticated("invalid token: wrong issuer") from error
         except jwt.InvalidTokenError as error:
-            raise NotAuthenticated(f"invalid token: {error}") from error
+            # The library's own text may quote decoder internals: keep the reason generic.
+            raise NotAuthenticated("invalid token: malformed") from error
+        if not isinstance(claims["exp"], int) or claims["exp"] > time.time() + MAX_LIFETIME_SECONDS:
+            raise NotAuthenticated("invalid token: expires too far in the future")
         try:
             role = Role(claims["role"])
             cid = parse_id(claims["cid"], "cid")

@@ -9,6 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -40,13 +44,45 @@ def load_settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from error
 
 
+def signing_key(settings: Settings) -> str:
+    """The JWT key of ``settings``; exits with the reason if the kept key file is unusable."""
+    try:
+        return settings.secret_key()
+    except ValueError as error:
+        typer.echo(f"invalid configuration:\n  WORKBENCH_JWT_SECRET_FILE: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Turn a database that cannot be reached or read into a one-line message and exit 1."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        # Checked first: a failed aiosqlite connect leaves a worker thread that can print
+        # noise while the interpreter exits.
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            typer.echo(f"cannot use the database {_safe_url(url)}: no folder {folder}", err=True)
+            raise typer.Exit(1)
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0][:300]
+        typer.echo(f"cannot use the database {_safe_url(url)}: {reason}", err=True)
+        raise typer.Exit(1) from error
+
+
 @cli.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic) to the newest revision."""
     from storage.migrate import upgrade
 
     settings = load_settings()
-    upgrade(settings.database_url)
+    with database_errors(settings.database_url):
+        upgrade(settings.database_url)
     typer.echo(f"database at the newest revision: {_safe_url(settings.database_url)}")
 
 
@@ -66,8 +102,10 @@ def serve(
     from storage.migrate import DatabaseNotMigrated
 
     settings = load_settings(host=host, port=port)
+    signing_key(settings)
     try:
-        asyncio.run(_check_database(settings.database_url))
+        with database_errors(settings.database_url):
+            asyncio.run(_check_database(settings.database_url))
     except DatabaseNotMigrated as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from error
@@ -100,7 +138,7 @@ def demo() -> None:
     """Load a small demo catalogue (idempotent: apps that exist are left as they are)."""
     from resolvers.demo import load_demo
     from storage.db import Database
-    from storage.migrate import require_current
+    from storage.migrate import DatabaseNotMigrated, require_current
 
     settings = load_settings()
 
@@ -112,13 +150,27 @@ def demo() -> None:
         finally:
             await db.dispose()
 
-    for line in asyncio.run(run()):
+    try:
+        with database_errors(settings.database_url):
+            lines = asyncio.run(run())
+    except DatabaseNotMigrated as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
+    for line in lines:
         typer.echo(line)
 
 
 def _id_option(value: str) -> str:
-    if not value.isdigit() or len(value) > 19 or int(value) > MAX_ID:
-        raise typer.BadParameter("must be a decimal id of 1 to 19 digits")
+    if not re.fullmatch(r"[0-9]{1,19}", value) or int(value) > MAX_ID:
+        raise typer.BadParameter("must be a decimal id of 1 to 19 ASCII digits")
+    return value
+
+
+def _account_option(value: str | None) -> str | None:
+    if value is not None and (
+        not 1 <= len(value) <= 64 or not value.isprintable() or value != value.strip()
+    ):
+        raise typer.BadParameter("must be 1 to 64 printable characters, no outer spaces")
     return value
 
 
@@ -127,7 +179,10 @@ def token(
     cid: Annotated[str, typer.Option(help="Enterprise id.", callback=_id_option)],
     uid: Annotated[str, typer.Option(help="User id.", callback=_id_option)],
     role: Annotated[Role, typer.Option(help="Token role.")] = Role.USER,
-    account: Annotated[str | None, typer.Option(help="Login name [default: user<uid>].")] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(help="Login name [default: user<uid>].", callback=_account_option),
+    ] = None,
     app_id: Annotated[str | None, typer.Option(help="App id (vendor tokens).")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=60, max=30 * 86400)] = 12
     * 3600,
@@ -137,10 +192,16 @@ def token(
 
     if role is Role.VENDOR and app_id is None:
         raise typer.BadParameter("a vendor token needs --app-id", param_hint="--app-id")
+    if role is not Role.VENDOR and app_id is not None:
+        raise typer.BadParameter("only vendor tokens carry an app id", param_hint="--app-id")
     if app_id is not None:
-        _id_option(app_id)
+        try:
+            _id_option(app_id)
+        except typer.BadParameter as error:
+            error.param_hint = "--app-id"
+            raise
     settings = load_settings()
-    codec = TokenCodec(settings.secret_key(), issuer=settings.jwt_issuer)
+    codec = TokenCodec(signing_key(settings), issuer=settings.jwt_issuer)
     typer.echo(
         codec.issue(
             cid=int(cid),

@@ -2,111 +2,38 @@
 
 - HTTP: every operation needs ``Authorization: Bearer <JWT>``; without a valid one the answer is
   401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3) before anything executes. A GET for HTML
-  gets the locally served GraphiQL page.
+  gets the locally served GraphiQL page. Bodies Strawberry cannot parse are 400.
 - GraphQL over HTTP media types: a client that accepts ``application/graphql-response+json``
   gets it, with status 400 when the request failed before execution (no ``data``), as the
   GraphQL-over-HTTP draft specifies; ``application/json`` clients get 200 as before.
-- WebSocket (``graphql-transport-ws`` and ``graphql-ws``): the token comes from the
-  ``connection_init`` payload (``{"Authorization": "Bearer ..."}``) or the handshake header. A
-  bad one closes the socket with 4403 on both protocols; a subscribe before a successful init
-  closes it with 4401, and so does the token's expiry on a live connection. The init must
-  arrive within the configured timeout (4408).
+- WebSocket (``graphql-transport-ws`` and ``graphql-ws``): see ``graphql_ws``; this view
+  authenticates a connection from the ``connection_init`` payload (``{"Authorization":
+  "Bearer ..."}``) or the handshake header.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
 from strawberry.types.unset import UNSET, UnsetType
 
-from auth import LEEWAY_SECONDS, TokenCodec
+from auth import TokenCodec
+from graphql_ws import GraphQLTransportWSHandler, GraphQLWSHandler, WebSocketAdapter, arm_expiry
 from resolvers.errors import NotAuthenticated
 from resolvers.identity import Principal
 from schema.context import Context, Loaders
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql" / "index.html").read_text
-
-
-EXPIRED_CLOSE_CODE = 4401
-
-
-async def _close_when_expired(websocket: Any, delay: float) -> None:
-    await asyncio.sleep(max(delay, 0))
-    with suppress(Exception):  # already closed by the client: nothing to do
-        await websocket.close(code=EXPIRED_CLOSE_CODE, reason="Token expired")
-
-
-def arm_expiry(context: Context) -> None:
-    """Close the connection with 4401 when the principal's token expires (SPEC §7: an expired
-    token never sees data). ``disarm_expiry`` cancels it when the connection ends first."""
-    principal = context.principal
-    if principal is None or principal.expires_at is None:
-        return
-    delay = principal.expires_at + LEEWAY_SECONDS - time.time()
-    context.extra["expiry"] = asyncio.create_task(_close_when_expired(context.response, delay))
-
-
-def disarm_expiry(context: Context) -> None:
-    """Cancel the expiry timer of a finished connection."""
-    task = context.extra.pop("expiry", None)
-    if task is not None:
-        task.cancel()
-
-
-class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """``graphql-transport-ws`` with the connection's token expiry enforced."""
-
-    async def handle(self) -> None:
-        """Run the protocol; stop the expiry timer when the connection ends."""
-        try:
-            await super().handle()
-        finally:
-            disarm_expiry(self.context)
-
-
-class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """Legacy ``graphql-ws`` protocol, closing with 4403 (not 1011) when auth is refused, and
-    with 4401 when the token expires."""
-
-    async def handle(self) -> None:
-        """Run the protocol; stop the expiry timer when the connection ends."""
-        try:
-            await super().handle()
-        finally:
-            disarm_expiry(self.context)
-
-    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        """Authenticate before acknowledging; refuse with ``connection_error`` + 4403."""
-        payload = message.get("payload")
-        try:
-            self.context.principal = self.view.authenticate_ws(  # type: ignore[attr-defined]
-                self.context, payload if isinstance(payload, dict) else None
-            )
-        except NotAuthenticated as error:
-            await self.send_message(
-                {"type": "connection_error", "payload": {"message": error.message}}
-            )
-            await self.websocket.close(code=4403, reason="Forbidden")
-            return
-        arm_expiry(self.context)
-        await super().handle_connection_init(message)
 
 
 def _wants_graphql_response(accept: str) -> bool:
@@ -127,10 +54,26 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
 
     graphql_ws_handler_class = GraphQLWSHandler
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
+    websocket_adapter_class = WebSocketAdapter
 
-    def __init__(self, schema: Any, *, codec: TokenCodec, **options: Any) -> None:
-        super().__init__(schema, **options)
+    def __init__(
+        self, schema: Any, *, codec: TokenCodec, public_url: str | None = None, **options: Any
+    ) -> None:
+        # Strawberry's own IDE page loads its scripts from a CDN; ours is served locally.
+        super().__init__(schema, graphql_ide=None, **options)
         self.codec = codec
+        self.public_url = public_url
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """Strawberry's parsing, with bodies it cannot take apart (JSON ``null`` or a number,
+        nesting past Python's recursion limit, integers past its digit limit, invalid UTF-8)
+        answered as 400 instead of an internal error."""
+        try:
+            return await super().parse_http_body(request)
+        except (HTTPException, json.JSONDecodeError):
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as error:
+            raise HTTPException(400, "Unable to parse the request body") from error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -155,8 +98,6 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def _run_http(self, request: Request, context: Context) -> Response:
-        from cross_web import HTTPException
-
         try:
             response = await self.run(request, context=context)
         except HTTPException as error:
@@ -207,7 +148,7 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
         )
 
     def _context(self, request: Request | WebSocket, principal: Any) -> Context:
-        base = str(request.base_url).rstrip("/")
+        base = self.public_url or str(request.base_url).rstrip("/")
         if base.startswith("ws"):
             base = "http" + base[2:]
         state = request.state

@@ -12,6 +12,8 @@ Every variable, its default and its rule:
   (``.workbench/jwt_secret``); at least 32 characters.
 - ``WORKBENCH_CORS_ORIGINS``: ``*``; comma-separated or a JSON list.
 - ``WORKBENCH_HOST`` / ``WORKBENCH_PORT``: ``127.0.0.1`` / ``8000`` (1..65535).
+- ``WORKBENCH_PUBLIC_URL``: unset; the service's external base URL (``https://im.example.com``)
+  for absolute links such as icon URLs; unset, they follow the request's own URL.
 - ``WORKBENCH_DEBUG``: ``false``; ``true`` shows unexpected errors' messages to clients.
 - Limits: ``WORKBENCH_LEGACY_MAX_BODY_BYTES``, ``WORKBENCH_GRAPHQL_MAX_BODY_BYTES`` (1 MiB each),
   ``WORKBENCH_WS_MAX_MESSAGE_BYTES`` (64 KiB), ``WORKBENCH_WS_CONNECTION_INIT_TIMEOUT``,
@@ -22,8 +24,11 @@ Every variable, its default and its rule:
 from __future__ import annotations
 
 import difflib
+import json
 import os
+import re
 import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +36,23 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 10
+
+
+def check_secret(secret: str) -> None:
+    """Refuse an HS256 key that is too short or too uniform to resist guessing.
+
+    At least 32 characters (RFC 7518 §3.2 asks for 256 bits) of which at least 10 distinct and
+    none of them white space at the ends. Raises ``ValueError``.
+    """
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (RFC 7518 §3.2)")
+    if secret != secret.strip() or len(set(secret)) < MIN_SECRET_DISTINCT:
+        raise ValueError(
+            f"must not be padded with spaces and needs {MIN_SECRET_DISTINCT} distinct characters"
+        )
 
 
 class Settings(BaseSettings):
@@ -46,18 +67,19 @@ class Settings(BaseSettings):
     jwt_issuer: str = "workbench"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     host: str = "127.0.0.1"
+    public_url: str | None = None
     port: int = Field(default=8000, ge=1, le=65535)
     debug: bool = False
 
     # Protocol safety limits (issue 2, "protocol safety from the start").
-    legacy_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    graphql_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
-    ws_connection_init_timeout: float = Field(default=10.0, gt=0)
-    max_subscriptions_per_connection: int = Field(default=20, ge=1)
-    query_max_depth: int = Field(default=12, ge=2)
-    query_max_tokens: int = Field(default=2000, ge=50)
-    query_max_aliases: int = Field(default=30, ge=1)
+    legacy_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    graphql_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    ws_connection_init_timeout: float = Field(default=10.0, gt=0, le=300)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    query_max_depth: int = Field(default=12, ge=2, le=100)
+    query_max_tokens: int = Field(default=2000, ge=50, le=100_000)
+    query_max_aliases: int = Field(default=30, ge=1, le=10_000)
 
     @field_validator("database_url")
     @classmethod
@@ -82,9 +104,25 @@ class Settings(BaseSettings):
     @field_validator("jwt_secret")
     @classmethod
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (RFC 7518 §3.2)")
+        if value is not None:
+            check_secret(value.get_secret_value())
         return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name an interface, e.g. 127.0.0.1 (empty would mean all)")
+        return value.strip()
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or len(value.split("/")[2]) == 0:
+            raise ValueError("must be an absolute http(s) URL such as https://im.example.com")
+        return value.rstrip("/")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -92,10 +130,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                import json
-
-                return json.loads(text)
+                try:
+                    decoded = json.loads(text)
+                except ValueError as error:
+                    raise ValueError(f"not a JSON list: {error}") from error
+                if not isinstance(decoded, list) or not all(isinstance(o, str) for o in decoded):
+                    raise ValueError("must be a JSON list of strings")
+                return decoded
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: use * or scheme://host[:port], no path"
+                )
         return value
 
     @classmethod
@@ -123,7 +175,9 @@ class Settings(BaseSettings):
         created with 256 random bits and mode 0600 on first use, so that ``workbench serve`` and
         ``workbench token`` run from the same folder agree without any configuration.
 
-        Raises ``ValueError`` when the kept file holds a key shorter than 32 characters.
+        Raises ``ValueError`` when the kept file cannot be read, is not a regular file, grants
+        any permission to group or others (so ``/etc/passwd`` is never a key), or holds a key that
+        ``check_secret`` refuses.
         """
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
@@ -137,7 +191,20 @@ class Settings(BaseSettings):
             else:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_urlsafe(32))
-        key = path.read_text().strip()
-        if len(key) < MIN_SECRET_LENGTH:
-            raise ValueError(f"{path}: the key must be at least {MIN_SECRET_LENGTH} characters")
+        try:
+            mode = path.stat().st_mode
+            if not stat.S_ISREG(mode):
+                raise ValueError(f"{path}: not a regular file")
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ValueError(
+                    f"{path}: readable by others (mode {stat.S_IMODE(mode):o}); "
+                    "a signing key must be private: chmod 600"
+                )
+            key = path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: cannot read the key: {error}") from error
+        try:
+            check_secret(key)
+        except ValueError as error:
+            raise ValueError(f"{path}: the key {error}") from None
         return key

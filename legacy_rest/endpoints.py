@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -33,10 +32,11 @@ Handler = Callable[[Request, LegacyParams], Awaitable[Response]]
 def normalise_legacy_path(path: str) -> str | None:
     """The legacy path ``path`` means once spaces around its segments are dropped, or ``None``.
 
-    ``"/ OpenPlatform/integrate/setnum.php "`` (percent-decoded) gives ``SETNUM``; anything that
-    is not a legacy path, case included, gives ``None``.
+    ``path`` is the request's path as the server decoded it, once: ``"/ OpenPlatform/integrate/
+    setnum.php "`` gives ``SETNUM``; anything else (other case, tabs, a second level of
+    percent-encoding) gives ``None``.
     """
-    cleaned = "/".join(segment.strip() for segment in unquote(path).split("/"))
+    cleaned = "/".join(segment.strip(" ") for segment in path.split("/"))
     return cleaned if cleaned in PATHS else None
 
 
@@ -123,10 +123,10 @@ async def setnum(request: Request, params: LegacyParams) -> Response:
         count = 1
     elif not (raw.isascii() and raw.isdigit()):
         raise LegacyFailure("num must be a non-negative integer")
-    elif len(raw) > len(str(MAX_COUNT)) or int(raw) > MAX_COUNT:
+    elif len(digits := raw.lstrip("0") or "0") > len(str(MAX_COUNT)) or int(digits) > MAX_COUNT:
         count = None  # larger than any count: clears it
     else:
-        count = int(raw)
+        count = int(digits)
     await read_app(
         db=request.state.db,
         broker=request.state.broker,
@@ -151,6 +151,9 @@ def _endpoint(name: str, code: int, handler: Handler, max_body_bytes: int):  # t
             return failure(name, code, error.reason)
         except WorkbenchError as error:
             return failure(name, code, error.message)
+        except ClientDisconnect:
+            logger.info("legacy %s: the client went away before its request was read", name)
+            return failure(name, code, "client disconnected")
         except Exception:  # the request was not applied; vendors still get the legacy body
             logger.exception("legacy %s failed", name)
             return failure(name, code, "internal error")

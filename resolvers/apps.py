@@ -94,7 +94,21 @@ def name_units(name: str) -> int:
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in text)
+    # Control and format characters (bidi overrides, zero-width), line/paragraph separators,
+    # lone surrogates (not encodable as UTF-8) and private-use characters.
+    return any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for char in text)
+
+
+# Hangul fillers are letters to Unicode but render as nothing.
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
+def _has_letter_or_digit(text: str) -> bool:
+    # A name of only blanks, fillers (U+3164, U+2800) or combining marks shows nothing.
+    return any(
+        unicodedata.category(char)[0] in ("L", "N") and char not in INVISIBLE_LETTERS
+        for char in text
+    )
 
 
 def _check_http_url(value: str | None, path: str, errors: list[FieldError]) -> str | None:
@@ -102,11 +116,15 @@ def _check_http_url(value: str | None, path: str, errors: list[FieldError]) -> s
     if not text:
         errors.append(FieldError(path, "is required", "REQUIRED"))
         return None
-    if len(text) > MAX_URL_LENGTH or _has_control(text) or any(c.isspace() for c in text):
+    if (
+        len(text) > MAX_URL_LENGTH
+        or _has_control(text)
+        or any(c.isspace() or c == "\\" for c in text)
+    ):
         errors.append(
             FieldError(
                 path,
-                "must be a URL without spaces, at most 2048 characters",
+                "must be a URL without spaces or backslashes, at most 2048 characters",
                 "INVALID_URL",
             )
         )
@@ -167,7 +185,7 @@ def _check_platform(
             FieldError(f"{path}.loginParams", "is allowed only with autoLogin", "NOT_ALLOWED")
         )
     elif params:
-        if len(params) > 512 or not LOGIN_PARAMS.fullmatch(params):
+        if len(params) > 512 or _has_control(params) or not LOGIN_PARAMS.fullmatch(params):
             errors.append(
                 FieldError(
                     f"{path}.loginParams",
@@ -227,6 +245,8 @@ def validate_draft(
                 "NAME_LENGTH",
             )
         )
+    elif not _has_letter_or_digit(name):
+        errors.append(FieldError("input.name", "must contain a letter or digit", "INVALID_NAME"))
     identifier = draft.identifier.strip()
     if not IDENTIFIER.fullmatch(identifier):
         errors.append(

@@ -7,26 +7,81 @@ Subscription with the protocol-safety extensions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import strawberry
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from graphql import GraphQLError
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from schema.apps import AppMutation
 from schema.badges import BadgeMutation, BadgeSubscription
-from schema.errors import masking_extension
+from schema.errors import is_unexpected, masking_extension
+from schema.limits import DocumentLimiter
 from schema.workbench import WorkbenchQuery
 
 Query = merge_types("Query", (WorkbenchQuery,))
 Mutation = merge_types("Mutation", (AppMutation, BadgeMutation))
 Subscription = merge_types("Subscription", (BadgeSubscription,))
+
+
+logger = logging.getLogger("workbench.graphql")
+
+
+class WorkbenchSchema(strawberry.Schema):
+    """The Strawberry schema with two service rules:
+
+    - ``execute`` (HTTP, and queries over WebSocket) never runs a subscription: those need a
+      WebSocket (``subscribe``), so over HTTP they are a 400 request error, not a crash.
+    - ``process_errors`` logs only unexpected errors, with their traceback; client errors
+      (validation, domain errors) are logged at DEBUG without the query text, so clients can
+      neither flood the error log nor forge lines in it.
+    """
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Execute a query or mutation; subscriptions are refused (see class docstring)."""
+        allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
+        allowed.discard(OperationType.SUBSCRIPTION)
+        return await super().execute(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=allowed,
+            operation_extensions=operation_extensions,
+        )
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log unexpected errors with their traceback, client errors briefly (DEBUG)."""
+        for error in errors:
+            original = error.original_error
+            if is_unexpected(error):
+                assert original is not None
+                logger.error(
+                    "unexpected error at %s: %r",
+                    error.path,
+                    original,
+                    exc_info=(type(original), original, original.__traceback__),
+                )
+            else:
+                logger.debug("client error: %s", error.message.splitlines()[0][:200])
 
 
 def build_schema(
@@ -38,13 +93,12 @@ def build_schema(
 ) -> strawberry.Schema:
     """The service's schema; limits bound query depth, token count and aliases per document."""
     extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=max_depth),
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: DocumentLimiter(max_depth=max_depth, max_aliases=max_aliases),
     ]
     if not debug:
         extensions.append(masking_extension)
-    return strawberry.Schema(
+    return WorkbenchSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

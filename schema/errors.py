@@ -56,12 +56,13 @@ def domain_errors() -> Iterator[None]:
         raise to_graphql_error(error) from None
 
 
-def _is_unexpected(error: GraphQLError) -> bool:
-    # Errors raised as GraphQLError (validation, ours) have no original error; anything that
-    # escaped a resolver as another exception does.
+def is_unexpected(error: GraphQLError) -> bool:
+    """Whether ``error`` is a bug rather than a client's mistake: errors raised as GraphQLError
+    (validation, domain errors) carry no other original error; anything that escaped a resolver
+    as another exception does."""
     return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
 
 
 def masking_extension() -> MaskErrors:
     """The extension that hides unexpected errors' messages from clients."""
-    return MaskErrors(should_mask_error=_is_unexpected)
+    return MaskErrors(should_mask_error=is_unexpected)

@@ -46,10 +46,12 @@ async def gql(
     http: httpx.AsyncClient, token: str | None, query: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """POST a GraphQL operation; returns the decoded JSON body (asserts HTTP 200)."""
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-    )
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    # ASCII-escaped JSON, so that tests can send strings UTF-8 cannot hold (lone surrogates).
+    body = json.dumps({"query": query, "variables": variables or {}}, ensure_ascii=True)
+    response = await http.post("/graphql", content=body, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 

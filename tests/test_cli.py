@@ -113,6 +113,11 @@ def test_vendor_token_needs_app_id(env):
         ("--cid", "1", "--uid", "1", "--ttl", "5"),
         ("--cid", "1", "--uid", "1", "--role", "vendor", "--app-id", "x"),
         ("--uid", "1"),
+        ("--cid", "²", "--uid", "1"),
+        ("--cid", "١٠", "--uid", "1"),
+        ("--cid", "1", "--uid", "1", "--app-id", "5"),
+        ("--cid", "1", "--uid", "1", "--account", "two\nlines"),
+        ("--cid", "1", "--uid", "1", "--account", "x" * 65),
     ],
 )
 def test_token_bad_arguments(env, args):
@@ -144,3 +149,41 @@ def test_schema_prints_the_sdl(env):
     done = run("schema", env=env)
     committed = (Path(__file__).parent.parent / "schema.graphql").read_text()
     assert done.stdout == committed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite:////nonexistent/folder/x.db",
+        "postgresql+asyncpg://nobody@127.0.0.1:1/x",
+    ],
+    ids=["missing folder", "nothing listening"],
+)
+@pytest.mark.parametrize("command", ["migrate", "demo", "serve"])
+def test_unreachable_database_is_one_line(env, url, command):
+    """A database that cannot be opened stops the command with one line naming it, exit 1."""
+    env["WORKBENCH_DATABASE_URL"] = url
+    done = run(command, env=env)
+    assert done.returncode == 1
+    assert done.stderr.startswith("cannot use the database ")
+    assert "Traceback" not in done.stderr
+
+
+def test_file_that_is_not_a_database(env, tmp_path):
+    """A file that is not SQLite is reported as such, without a traceback."""
+    path = tmp_path / "junk.db"
+    path.write_text("not a database at all" * 100)
+    env["WORKBENCH_DATABASE_URL"] = f"sqlite+aiosqlite:///{path}"
+    done = run("migrate", env=env)
+    assert done.returncode == 1
+    assert "file is not a database" in done.stderr
+
+
+def test_world_readable_key_file_is_refused(env):
+    """A key file others can read (say /etc/passwd) is refused, exit status 2."""
+    del env["WORKBENCH_JWT_SECRET"]
+    env["WORKBENCH_JWT_SECRET_FILE"] = "/etc/passwd"
+    done = run("token", "--cid", "1", "--uid", "2", env=env)
+    assert done.returncode == 2
+    assert "readable by others" in done.stderr
+    assert done.stdout == ""

@@ -103,6 +103,11 @@ INVALID_NAMES = {
     "trailing NUL": ("应用\x00", "INVALID_NAME"),
     "inner newline": ("ab\ncd", "INVALID_NAME"),
     "zero-width space": ("应\u200b用", "INVALID_NAME"),
+    "lone surrogate": ("应用\ud800", "INVALID_NAME"),
+    "private use": ("应用\ue000", "INVALID_NAME"),
+    "Hangul fillers only": ("\u3164\u3164", "INVALID_NAME"),
+    "braille blanks only": ("\u2800\u2800", "INVALID_NAME"),
+    "combining marks only": ("\u0301" * 5, "INVALID_NAME"),
 }
 
 VALID_IDENTIFIERS = ["abcd", "b" * 20, "A1_b", "x_________", "Zz99"]
@@ -126,6 +131,14 @@ INVALID_INPUTS: dict[str, tuple[dict[str, Any], list[tuple[str | None, str]]]] =
     "url without host": (app_input(pc=web("https://")), [("input.pc.webUrl", "INVALID_URL")]),
     "url with a bad port": (
         app_input(pc=web("https://example.com:99999/app")),
+        [("input.pc.webUrl", "INVALID_URL")],
+    ),
+    "url with a backslash before @": (
+        app_input(pc=web("https://good.example.com\\@evil.example.com/")),
+        [("input.pc.webUrl", "INVALID_URL")],
+    ),
+    "url with a lone surrogate": (
+        app_input(pc=web("https://example.com/\ud800")),
         [("input.pc.webUrl", "INVALID_URL")],
     ),
     "url too long": (

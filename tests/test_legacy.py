@@ -952,6 +952,24 @@ async def test_setnum_num_at_or_above_count_clears(
     assert await badge(http, tokens, app["id"]) == counts(0)
 
 
+@pytest.mark.parametrize(
+    ("num", "left"),
+    [("0000000000000000001", 2), ("0" * 5000 + "2", 1), ("0" * 30, 3)],
+    ids=["19-char one", "5000 zeros then 2", "30 zeros"],
+)
+async def test_setnum_reads_zero_padded_numbers_by_value(
+    http: httpx.AsyncClient, tokens: Tokens, app: dict[str, Any], num: str, left: int
+) -> None:
+    """Leading zeros do not make a number large: 000...01 reads one message."""
+    # given
+    await notify(http, app["id"], 3)
+    # when
+    response = await http.post(SETNUM, data=setnum_form(app["id"], num))
+    # then
+    assert_success(response)
+    assert await badge(http, tokens, app["id"]) == counts(left)
+
+
 async def test_setnum_zero_changes_nothing(
     http: httpx.AsyncClient, tokens: Tokens, noticed: dict[str, Any], db: Database
 ) -> None:
@@ -1158,6 +1176,9 @@ WRONG_PATHS = (
     "/%20openplatform/integrate/getappid.php%20",
     "/openplatform/integrate/pushappnotice.php",
     "/openplatform/integrate/setnum.php",
+    "/OpenPlatform/integrate/getappid%252Ephp",
+    "/OpenPlatform/integrate/getappid.php%2520",
+    "/OpenPlatform/integrate/getappid.php%09",
 )
 
 

@@ -75,14 +75,16 @@ def test_short_kept_secret_is_refused(tmp_path):
     """A secret file holding fewer than 32 characters is refused."""
     path = tmp_path / "secret"
     path.write_text("tiny")
+    path.chmod(0o600)
     with pytest.raises(ValueError, match="at least 32"):
         Settings(jwt_secret_file=path).secret_key()
 
 
 def test_configured_secret_wins(tmp_path):
     """WORKBENCH_JWT_SECRET is used as is and no file is written."""
-    settings = Settings(jwt_secret="s" * 40, jwt_secret_file=tmp_path / "secret")
-    assert settings.secret_key() == "s" * 40
+    key = "0123456789abcdefghijklmnopqrstuvwxyz"
+    settings = Settings(jwt_secret=key, jwt_secret_file=tmp_path / "secret")
+    assert settings.secret_key() == key
     assert not (tmp_path / "secret").exists()
 
 
@@ -97,3 +99,53 @@ def test_unknown_variables_are_reported_with_a_suggestion():
     assert Settings.unknown_variables(environ) == [
         "WORKBENCH_DATABSE_URL: unknown setting (did you mean WORKBENCH_DATABASE_URL?)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("WORKBENCH_HOST", "", "must name an interface"),
+        ("WORKBENCH_HOST", "   ", "must name an interface"),
+        ("WORKBENCH_JWT_SECRET", " " * 40, "distinct characters"),
+        ("WORKBENCH_JWT_SECRET", "ab" * 20, "distinct characters"),
+        ("WORKBENCH_JWT_SECRET", " " + "0123456789abcdefghijklmnopqrstuvwxyz", "padded"),
+        ("WORKBENCH_WS_CONNECTION_INIT_TIMEOUT", "inf", "less than or equal to 300"),
+        ("WORKBENCH_WS_CONNECTION_INIT_TIMEOUT", "1e308", "less than or equal to 300"),
+        ("WORKBENCH_CORS_ORIGINS", '{"a": 1}', "is not an origin"),
+        ("WORKBENCH_CORS_ORIGINS", '["https://a.example", 5]', "list of strings"),
+        ("WORKBENCH_CORS_ORIGINS", "https://a.example/path", "is not an origin"),
+        ("WORKBENCH_PUBLIC_URL", "im.example.com", "absolute http"),
+        ("WORKBENCH_MAX_SUBSCRIPTIONS_PER_CONNECTION", "0", "greater than or equal to 1"),
+    ],
+)
+def test_more_bad_values_are_refused(monkeypatch, variable, value, message):
+    """Empty hosts, weak secrets, unbounded timeouts and non-origins are refused."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (
+            lambda p: (p.write_text("k" * 10 + "0123456789abcdefghijklmnop"), p.chmod(0o644)),
+            "readable by others",
+        ),
+        (lambda p: p.mkdir(), "not a regular file"),
+        (lambda p: (p.write_bytes(b"\xff" * 40), p.chmod(0o600)), "cannot read"),
+        (lambda p: (p.write_text(" " * 40), p.chmod(0o600)), "at least 32"),
+    ],
+    ids=["world-readable", "directory", "not text", "blank"],
+)
+def test_unusable_key_files_are_refused(tmp_path, setup, message):
+    """A key file others can read, a directory, binary or blank content is never a key."""
+    path = tmp_path / "secret"
+    setup(path)
+    with pytest.raises(ValueError, match=message):
+        Settings(jwt_secret_file=path).secret_key()
+
+
+def test_public_url_drops_the_trailing_slash():
+    """WORKBENCH_PUBLIC_URL is kept without a trailing slash."""
+    assert Settings(public_url="https://im.example.com/").public_url == "https://im.example.com"

@@ -382,3 +382,85 @@ async def test_connection_closes_when_the_token_expires(server, http, codec, pro
         assert event(await client.next_data())["cause"] == "SNAPSHOT"
         # when the leeway runs out / then
         assert await client.closed_code() == 4401
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(
+    "frame",
+    [
+        [],
+        "x",
+        1,
+        None,
+        {"type": 5},
+        {"type": "START_OR_SUBSCRIBE", "id": ["1"], "payload": {"query": "subscription { x }"}},
+        {"type": "START_OR_SUBSCRIBE", "id": "1", "payload": "subscription { x }"},
+        {"type": "START_OR_SUBSCRIBE", "id": "1", "payload": None},
+        {"type": "START_OR_SUBSCRIBE", "id": "1", "payload": {"query": 5}},
+        {"type": "START_OR_SUBSCRIBE", "id": "1", "payload": {"query": "{x}", "variables": []}},
+        {"type": "START_OR_SUBSCRIBE", "payload": {"query": "subscription { x }"}},
+        {"type": "START_OR_SUBSCRIBE", "id": "1", "payload": {"query": "{x}", "operationName": 1}},
+        {"type": "COMPLETE_OR_STOP", "id": {"a": 1}},
+    ],
+)
+async def test_malformed_frames_close_4400(server, tokens, protocol, frame):
+    """Messages of the wrong shape close the socket with 4400 on both protocols, no crash."""
+    start = "subscribe" if protocol == TRANSPORT_WS else "start"
+    stop = "complete" if protocol == TRANSPORT_WS else "stop"
+    if isinstance(frame, dict) and frame.get("type") == "START_OR_SUBSCRIBE":
+        frame = {**frame, "type": start}
+    if isinstance(frame, dict) and frame.get("type") == "COMPLETE_OR_STOP":
+        frame = {**frame, "type": stop}
+    async with ws_client(server.ws_url, protocol) as client:
+        await client.init(tokens.user())
+        await client.socket.send(json.dumps(frame))
+        assert await client.closed_code() == 4400
+
+
+async def test_deeply_nested_frame_is_non_json(server, tokens):
+    """A frame nested past Python's recursion limit is treated as non-JSON (4400), no crash."""
+    async with ws_client(server.ws_url, TRANSPORT_WS) as client:
+        await client.init(tokens.user())
+        await client.socket.send("[" * 20_000 + "]" * 20_000)
+        assert await client.closed_code() == 4400
+
+
+async def test_legacy_protocol_init_timeout_closes_4408(server):
+    """graphql-ws, too, closes a connection that never initialises (4408, 1 s in tests)."""
+    async with ws_client(server.ws_url, LEGACY_WS) as client:
+        assert await client.closed_code() == 4408
+
+
+async def test_legacy_protocol_second_init_closes_4429(server, tokens):
+    """A second connection_init on graphql-ws closes the socket with 4429."""
+    async with ws_client(server.ws_url, LEGACY_WS) as client:
+        await client.init(tokens.user())
+        await client.socket.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer x"}})
+        )
+        assert await client.closed_code() == 4429
+
+
+async def test_legacy_protocol_refuses_queries_clearly(server, tokens):
+    """graphql-ws answers a query with an error naming what to use instead."""
+    async with ws_client(server.ws_url, LEGACY_WS) as client:
+        await client.init(tokens.user())
+        op_id = await client.subscribe("{ workbench(platform: PC) { version } }")
+        message = await client.receive()
+    assert message == {
+        "type": "error",
+        "id": op_id,
+        "payload": {
+            "message": "graphql-ws runs subscriptions only; "
+            "send queries and mutations over HTTP or graphql-transport-ws"
+        },
+    }
+
+
+async def test_queries_run_over_graphql_transport_ws(server, tokens):
+    """graphql-transport-ws runs queries too, answering next then complete."""
+    async with ws_client(server.ws_url, TRANSPORT_WS) as client:
+        await client.init(tokens.user())
+        op_id = await client.subscribe("{ workbench(platform: PC) { version } }")
+        assert await client.next_data() == {"workbench": {"version": 0}}
+        assert await client.receive() == {"id": op_id, "type": "complete"}

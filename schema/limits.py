@@ -1,0 +1,155 @@
+"""Query depth and alias limits, linear in the document's size.
+
+Strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` re-walk a fragment at every spread,
+so a document of N fragments that each spread the next one twice costs 2^N: under a kilobyte
+froze the server for seconds. These rules compute each fragment once (memoised), so their cost
+is bounded by the document's size whatever its shape. A document nested beyond Python's
+recursion limit is refused as too deeply nested rather than crashing.
+
+Depth counts nesting below the root fields (a root field is depth 0, as Strawberry counts);
+introspection fields (``__schema`` ...) are left to graphql-core's own introspection depth rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+from graphql.language import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+from graphql.validation import ValidationContext, ValidationRule
+from strawberry.extensions import AddValidationRules
+
+TOO_NESTED = "document too deeply nested"
+
+
+def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
+    """A validation rule refusing operations nested deeper than ``max_depth`` levels."""
+    cap = max_depth + 2  # any depth at or beyond the cap is "too deep"; no need to look further
+
+    class DepthLimit(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.fragments = {
+                d.name.value: d
+                for d in context.document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            self.memo: dict[str, int] = {}
+            self.visiting: set[str] = set()
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+            try:
+                levels = self._depth(node.selection_set, 0)
+            except RecursionError:
+                self.report_error(GraphQLError(TOO_NESTED, [node]))
+                return
+            if levels - 1 > max_depth:
+                name = node.name.value if node.name else "anonymous"
+                self.report_error(
+                    GraphQLError(f"'{name}' exceeds maximum operation depth of {max_depth}", [node])
+                )
+
+        def _depth(self, selection_set: SelectionSetNode | None, level: int) -> int:
+            # Levels of fields below (and including) this selection set, capped.
+            if selection_set is None:
+                return 0
+            if level >= cap:
+                return cap
+            best = 0
+            for selection in selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    if selection.name.value.startswith("__"):
+                        continue
+                    found = 1 + self._depth(selection.selection_set, level + 1)
+                elif isinstance(selection, InlineFragmentNode):
+                    found = self._depth(selection.selection_set, level)
+                elif isinstance(selection, FragmentSpreadNode):
+                    found = self._fragment(selection.name.value)
+                else:  # pragma: no cover - no other selection kinds exist
+                    continue
+                best = max(best, found)
+                if best >= cap:
+                    return cap
+            return best
+
+        def _fragment(self, name: str) -> int:
+            if name in self.memo:
+                return self.memo[name]
+            fragment = self.fragments.get(name)
+            if fragment is None or name in self.visiting:
+                return 0  # unknown fragments and cycles are refused by the standard rules
+            self.visiting.add(name)
+            depth = self._depth(fragment.selection_set, 0)
+            self.visiting.discard(name)
+            self.memo[name] = depth
+            return depth
+
+    return DepthLimit
+
+
+def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:
+    """A validation rule refusing documents whose operations, fragments expanded at every
+    spread, hold more than ``max_aliases`` aliased fields (Strawberry's count and message)."""
+
+    class AliasLimit(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.fragments = {
+                d.name.value: d
+                for d in context.document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            self.memo: dict[str, int] = {}
+            self.visiting: set[str] = set()
+            try:
+                total = sum(
+                    self._count(d.selection_set)
+                    for d in context.document.definitions
+                    if isinstance(d, OperationDefinitionNode)
+                )
+            except RecursionError:
+                context.report_error(GraphQLError(TOO_NESTED))
+                return
+            if total > max_aliases:
+                context.report_error(GraphQLError(f"{total} aliases found. Allowed: {max_aliases}"))
+
+        def _count(self, selection_set: SelectionSetNode | None) -> int:
+            if selection_set is None:
+                return 0
+            total = 0
+            for selection in selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    total += (selection.alias is not None) + self._count(selection.selection_set)
+                elif isinstance(selection, InlineFragmentNode):
+                    total += self._count(selection.selection_set)
+                elif isinstance(selection, FragmentSpreadNode):
+                    total += self._fragment(selection.name.value)
+            return total
+
+        def _fragment(self, name: str) -> int:
+            if name in self.memo:
+                return self.memo[name]
+            fragment = self.fragments.get(name)
+            if fragment is None or name in self.visiting:
+                return 0
+            self.visiting.add(name)
+            count = self._count(fragment.selection_set)
+            self.visiting.discard(name)
+            self.memo[name] = count
+            return count
+
+    return AliasLimit
+
+
+class DocumentLimiter(AddValidationRules):
+    """Schema extension applying the depth and alias limits of this module."""
+
+    def __init__(self, *, max_depth: int, max_aliases: int) -> None:
+        super().__init__([depth_limit_rule(max_depth), alias_limit_rule(max_aliases)])
