@@ -5,6 +5,8 @@ per user after commit (``pubsub.user_channel``), encoded once as compact JSON::
 
     {"c": cause, "v": version, "s": unseenCount, "b": [[appId, unread], ...]}
 
+``RELOAD_MESSAGE`` says the user's visible apps changed (a removal): streams reload.
+
 ``BadgeStream`` turns a user's channel into ``BadgeEventData``: a SNAPSHOT, then one event per
 change. It keeps the user's per-app counts with the version that set each, so messages may
 arrive in any order, and it merges changes a slow client has not yet taken (latest wins per app,
@@ -30,6 +32,9 @@ from storage.db import Database
 from storage.models import Platform
 
 MAX_RECIPIENTS = 10_000
+# Published on a user's channel when what the user sees changed without a badge changing (an
+# app removed or restored): every stream of the user reloads and sends a SNAPSHOT.
+RELOAD_MESSAGE = b'{"r":1}'
 # Messages buffered while a stream loads its snapshot; past this it reloads instead.
 MAX_PENDING = 256
 
@@ -238,6 +243,9 @@ class BadgeStream:
 
     def deliver(self, message: bytes) -> None:
         """Take one broker message (see module docstring); never blocks, never queues."""
+        if message == RELOAD_MESSAGE:
+            self.resync()
+            return
         if self._pending is not None:
             if len(self._pending) < MAX_PENDING:
                 self._pending.append(message)

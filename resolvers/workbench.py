@@ -1,15 +1,19 @@
-"""A user's workbench (SPEC §3): the visible apps in order, grouped, with badges."""
+"""A user's workbench (SPEC §3): the visible apps in order, grouped, with badges; and the
+user's own removals of removable apps, which apply on every device."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pubsub import Broker, user_channel
+from resolvers.badges import RELOAD_MESSAGE
+from resolvers.errors import AppNotFound, InvalidInput
 from resolvers.identity import Principal
 from storage import badges as store
 from storage import catalogue
 from storage.catalogue import WorkbenchRow
 from storage.db import Database
-from storage.models import Platform
+from storage.models import App, Platform
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +48,62 @@ async def load_workbench(
         unread_total=total,
         version=state.version,
     )
+
+
+async def remove_app(*, db: Database, broker: Broker, principal: Principal, app_id: int) -> App:
+    """Take app ``app_id`` off the user's workbench on every device (SPEC §2 可被用户删除, §3).
+
+    Idempotent. Raises ``AppNotFound`` when the app is not on the user's workbench (nor already
+    removed by them) and ``InvalidInput`` (``NOT_REMOVABLE``) when the app may not be removed.
+    Every live badge stream of the user reloads without it.
+    """
+    cid, uid = principal.cid, principal.uid
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        restorable = {
+            a.id for a in await catalogue.removed_apps(session, cid=cid, uid=uid, platform=None)
+        }
+        visible = await catalogue.is_visible(
+            session, app_id=app_id, cid=cid, uid=uid, platform=None
+        )
+        if app is None or not (visible or app_id in restorable):
+            raise AppNotFound(app_id)
+        if not app.user_removable:
+            raise InvalidInput.single("appId", "this app cannot be removed", "NOT_REMOVABLE")
+        changed = await catalogue.add_removal(session, cid=cid, uid=uid, app_id=app_id)
+    if changed:
+        await broker.publish(((user_channel(cid, uid), RELOAD_MESSAGE),))
+    return app
+
+
+async def restore_app(*, db: Database, broker: Broker, principal: Principal, app_id: int) -> App:
+    """Put a removed app back on the user's workbench on every device. Idempotent.
+
+    Raises ``AppNotFound`` when the app is neither removed by the user and restorable nor on
+    their workbench already.
+    """
+    cid, uid = principal.cid, principal.uid
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        restorable = {
+            a.id for a in await catalogue.removed_apps(session, cid=cid, uid=uid, platform=None)
+        }
+        if app is None or app_id not in restorable:
+            if app is not None and await catalogue.is_visible(
+                session, app_id=app_id, cid=cid, uid=uid, platform=None
+            ):
+                return app  # already on the workbench
+            raise AppNotFound(app_id)
+        await catalogue.delete_removal(session, cid=cid, uid=uid, app_id=app_id)
+    await broker.publish(((user_channel(cid, uid), RELOAD_MESSAGE),))
+    return app
+
+
+async def list_removed_apps(
+    *, db: Database, principal: Principal, platform: Platform | None
+) -> list[App]:
+    """The apps the user removed and could restore, newest removal first."""
+    async with db.read() as session:
+        return await catalogue.removed_apps(
+            session, cid=principal.cid, uid=principal.uid, platform=platform
+        )

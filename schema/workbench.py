@@ -1,14 +1,16 @@
-"""The ``workbench(platform)`` query (SPEC §3, §7)."""
+"""The ``workbench(platform)`` query (SPEC §3, §7) and the user's own removals of apps."""
 
 from __future__ import annotations
 
 import strawberry
 
-from resolvers.workbench import load_workbench
+from resolvers.errors import InvalidInput
+from resolvers.identity import parse_id
+from resolvers.workbench import list_removed_apps, load_workbench, remove_app, restore_app
 from schema.apps import App
 from schema.context import Context
 from schema.enums import Platform
-from schema.errors import domain_errors
+from schema.errors import UserError, domain_errors, user_errors
 
 
 @strawberry.type(description="An app on the caller's workbench, with its badge.")
@@ -91,3 +93,64 @@ class WorkbenchQuery:
             groups=groups,
             apps=apps,
         )
+
+
+@strawberry.type(description="Result of removing or restoring an app on the caller's workbench.")
+class AppRemovalPayload:
+    app: App | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RemovalQuery:
+    @strawberry.field(
+        description="Apps the caller removed and may restore, newest first (one platform: its own)."
+    )
+    async def removed_apps(
+        self, info: strawberry.Info[Context, None], platform: Platform | None = None
+    ) -> list[App]:
+        context = info.context
+        with domain_errors():
+            apps = await list_removed_apps(
+                db=context.db, principal=context.user(), platform=platform
+            )
+        return [App(row=app) for app in apps]
+
+
+@strawberry.type
+class RemovalMutation:
+    @strawberry.mutation(
+        description="Remove a user-removable app from the caller's workbench, on every device."
+    )
+    async def remove_app(
+        self, info: strawberry.Info[Context, None], app_id: strawberry.ID
+    ) -> AppRemovalPayload:
+        context = info.context
+        with domain_errors():
+            try:
+                app = await remove_app(
+                    db=context.db,
+                    broker=context.broker,
+                    principal=context.user(),
+                    app_id=parse_id(app_id, "appId"),
+                )
+            except InvalidInput as error:
+                return AppRemovalPayload(errors=user_errors(error))
+        return AppRemovalPayload(app=App(row=app))
+
+    @strawberry.mutation(description="Put a removed app back on the caller's workbench.")
+    async def restore_app(
+        self, info: strawberry.Info[Context, None], app_id: strawberry.ID
+    ) -> AppRemovalPayload:
+        context = info.context
+        with domain_errors():
+            try:
+                app = await restore_app(
+                    db=context.db,
+                    broker=context.broker,
+                    principal=context.user(),
+                    app_id=parse_id(app_id, "appId"),
+                )
+            except InvalidInput as error:
+                return AppRemovalPayload(errors=user_errors(error))
+        return AppRemovalPayload(app=App(row=app))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -19,6 +20,7 @@ from storage.models import (
     AppRemoval,
     AudienceMode,
     Platform,
+    utcnow,
 )
 
 app_t = App.__table__  # type: ignore[attr-defined]
@@ -275,3 +277,51 @@ async def app_by_identifier(session: AsyncSession, identifier: str) -> App | Non
     """The app whose identifier equals ``identifier`` case-insensitively, or ``None``."""
     stmt = select(App).where(app_t.c.identifier_key == identifier.lower())
     return (await session.execute(stmt)).scalars().first()
+
+
+async def add_removal(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> bool:
+    """Record that the user removed ``app_id``; ``False`` when it already was removed."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(removal_t)
+        .values(cid=cid, uid=uid, app_id=app_id, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["cid", "uid", "app_id"])
+        .returning(removal_t.c.app_id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def delete_removal(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> bool:
+    """Undo a removal; ``False`` when the app was not removed."""
+    stmt = (
+        delete(removal_t)
+        .where(removal_t.c.cid == cid, removal_t.c.uid == uid, removal_t.c.app_id == app_id)
+        .returning(removal_t.c.app_id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def removed_apps(
+    session: AsyncSession, *, cid: int, uid: int, platform: Platform | None
+) -> list[App]:
+    """Apps the user removed that restoring would bring back (enabled, removable, in the
+    audience, on ``platform`` or on any platform), most recently removed first."""
+    on_platform = exists().where(platform_t.c.app_id == app_t.c.id)
+    if platform is not None:
+        on_platform = exists().where(
+            platform_t.c.app_id == app_t.c.id, platform_t.c.platform == platform.value
+        )
+    stmt = (
+        select(App)
+        .join(removal_t, removal_t.c.app_id == app_t.c.id)
+        .where(
+            removal_t.c.cid == cid,
+            removal_t.c.uid == uid,
+            app_t.c.enabled.is_(True),
+            app_t.c.user_removable.is_(True),
+            audience_admits(cid),
+            on_platform,
+        )
+        .order_by(removal_t.c.created_at.desc(), app_t.c.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
