@@ -29,24 +29,45 @@ from strawberry.extensions import AddValidationRules
 TOO_NESTED = "document too deeply nested"
 
 
+class _FragmentRule(ValidationRule):
+    """A rule that evaluates each named fragment once: ``measure(selection_set)`` is the
+    subclass's measure, memoised per fragment; cycles and unknown fragments measure 0 (the
+    standard rules refuse them)."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.fragments = {
+            d.name.value: d
+            for d in context.document.definitions
+            if isinstance(d, FragmentDefinitionNode)
+        }
+        self.memo: dict[str, int] = {}
+        self.visiting: set[str] = set()
+
+    def measure(self, selection_set: SelectionSetNode | None) -> int:
+        raise NotImplementedError
+
+    def _fragment(self, name: str) -> int:
+        if name in self.memo:
+            return self.memo[name]
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.visiting:
+            return 0
+        self.visiting.add(name)
+        value = self.measure(fragment.selection_set)
+        self.visiting.discard(name)
+        self.memo[name] = value
+        return value
+
+
 def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
     """A validation rule refusing operations nested deeper than ``max_depth`` levels."""
     cap = max_depth + 2  # any depth at or beyond the cap is "too deep"; no need to look further
 
-    class DepthLimit(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.fragments = {
-                d.name.value: d
-                for d in context.document.definitions
-                if isinstance(d, FragmentDefinitionNode)
-            }
-            self.memo: dict[str, int] = {}
-            self.visiting: set[str] = set()
-
+    class DepthLimit(_FragmentRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             try:
-                levels = self._depth(node.selection_set, 0)
+                levels = self.measure(node.selection_set)
             except RecursionError:
                 self.report_error(GraphQLError(TOO_NESTED, [node]))
                 return
@@ -55,6 +76,9 @@ def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
                 self.report_error(
                     GraphQLError(f"'{name}' exceeds maximum operation depth of {max_depth}", [node])
                 )
+
+        def measure(self, selection_set: SelectionSetNode | None) -> int:
+            return self._depth(selection_set, 0)
 
         def _depth(self, selection_set: SelectionSetNode | None, level: int) -> int:
             # Levels of fields below (and including) this selection set, capped.
@@ -79,18 +103,6 @@ def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
                     return cap
             return best
 
-        def _fragment(self, name: str) -> int:
-            if name in self.memo:
-                return self.memo[name]
-            fragment = self.fragments.get(name)
-            if fragment is None or name in self.visiting:
-                return 0  # unknown fragments and cycles are refused by the standard rules
-            self.visiting.add(name)
-            depth = self._depth(fragment.selection_set, 0)
-            self.visiting.discard(name)
-            self.memo[name] = depth
-            return depth
-
     return DepthLimit
 
 
@@ -98,19 +110,12 @@ def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:
     """A validation rule refusing documents whose operations, fragments expanded at every
     spread, hold more than ``max_aliases`` aliased fields (Strawberry's count and message)."""
 
-    class AliasLimit(ValidationRule):
+    class AliasLimit(_FragmentRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            self.fragments = {
-                d.name.value: d
-                for d in context.document.definitions
-                if isinstance(d, FragmentDefinitionNode)
-            }
-            self.memo: dict[str, int] = {}
-            self.visiting: set[str] = set()
             try:
                 total = sum(
-                    self._count(d.selection_set)
+                    self.measure(d.selection_set)
                     for d in context.document.definitions
                     if isinstance(d, OperationDefinitionNode)
                 )
@@ -120,30 +125,18 @@ def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:
             if total > max_aliases:
                 context.report_error(GraphQLError(f"{total} aliases found. Allowed: {max_aliases}"))
 
-        def _count(self, selection_set: SelectionSetNode | None) -> int:
+        def measure(self, selection_set: SelectionSetNode | None) -> int:
             if selection_set is None:
                 return 0
             total = 0
             for selection in selection_set.selections:
                 if isinstance(selection, FieldNode):
-                    total += (selection.alias is not None) + self._count(selection.selection_set)
+                    total += (selection.alias is not None) + self.measure(selection.selection_set)
                 elif isinstance(selection, InlineFragmentNode):
-                    total += self._count(selection.selection_set)
+                    total += self.measure(selection.selection_set)
                 elif isinstance(selection, FragmentSpreadNode):
                     total += self._fragment(selection.name.value)
             return total
-
-        def _fragment(self, name: str) -> int:
-            if name in self.memo:
-                return self.memo[name]
-            fragment = self.fragments.get(name)
-            if fragment is None or name in self.visiting:
-                return 0
-            self.visiting.add(name)
-            count = self._count(fragment.selection_set)
-            self.visiting.discard(name)
-            self.memo[name] = count
-            return count
 
     return AliasLimit
 

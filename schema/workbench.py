@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import strawberry
 
 from resolvers.errors import InvalidInput
@@ -11,6 +13,7 @@ from schema.apps import App
 from schema.context import Context
 from schema.enums import Platform
 from schema.errors import UserError, domain_errors, user_errors
+from storage.models import App as AppRow
 
 
 @strawberry.type(description="An app on the caller's workbench, with its badge.")
@@ -125,32 +128,29 @@ class RemovalMutation:
     async def remove_app(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> AppRemovalPayload:
-        context = info.context
-        with domain_errors():
-            try:
-                app = await remove_app(
-                    db=context.db,
-                    broker=context.broker,
-                    principal=context.user(),
-                    app_id=parse_id(app_id, "appId"),
-                )
-            except InvalidInput as error:
-                return AppRemovalPayload(errors=user_errors(error))
-        return AppRemovalPayload(app=App(row=app))
+        return await _change_removal(info, app_id, remove_app)
 
     @strawberry.mutation(description="Put a removed app back on the caller's workbench.")
     async def restore_app(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> AppRemovalPayload:
-        context = info.context
-        with domain_errors():
-            try:
-                app = await restore_app(
-                    db=context.db,
-                    broker=context.broker,
-                    principal=context.user(),
-                    app_id=parse_id(app_id, "appId"),
-                )
-            except InvalidInput as error:
-                return AppRemovalPayload(errors=user_errors(error))
-        return AppRemovalPayload(app=App(row=app))
+        return await _change_removal(info, app_id, restore_app)
+
+
+async def _change_removal(
+    info: strawberry.Info[Context, None],
+    app_id: strawberry.ID,
+    action: Callable[..., Awaitable[AppRow]],
+) -> AppRemovalPayload:
+    context = info.context
+    with domain_errors():
+        try:
+            app = await action(
+                db=context.db,
+                broker=context.broker,
+                principal=context.user(),
+                app_id=parse_id(app_id, "appId"),
+            )
+        except InvalidInput as error:
+            return AppRemovalPayload(errors=user_errors(error))
+    return AppRemovalPayload(app=App(row=app))
