@@ -12,7 +12,7 @@ from starlette.routing import Route
 from legacy_rest.params import LegacyParams, read_params
 from legacy_rest.responses import LegacyFailure, app_id_body, failure, logger, success
 from resolvers.apps import resolve_app_key
-from resolvers.badges import BadgeCause, push_notice, read_app
+from resolvers.badges import push_notice, record_read
 from resolvers.errors import InvalidInput, WorkbenchError
 from resolvers.identity import parse_id
 
@@ -127,14 +127,13 @@ async def setnum(request: Request, params: LegacyParams) -> Response:
         count = None  # larger than any count: clears it
     else:
         count = int(digits)
-    await read_app(
+    await record_read(
         db=request.state.db,
         broker=request.state.broker,
         cid=cid,
         uid=uid,
         app_id=app_id,
         count=count,
-        cause=BadgeCause.READ,
     )
     return success()
 

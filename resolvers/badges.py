@@ -127,14 +127,15 @@ async def _event(
     *,
     cause: BadgeCause,
     state: store.UserState,
-    badges: list[tuple[int, int]],
+    app_ids: tuple[int, ...],
 ) -> BadgeEventData:
+    # The user's state as every device shows it: the apps' counts, over all visible apps.
     visible = await catalogue.visible_app_ids(session, cid=state.cid, uid=state.uid, platform=None)
     unread = await store.read_unread(session, cid=state.cid, uid=state.uid)
     total = sum(count for app_id, count in unread.items() if app_id in visible)
     return BadgeEventData(
         cause=cause,
-        badges=[b for b in badges if b[0] in visible],
+        badges=[(a, unread.get(a, 0)) for a in app_ids if a in visible],
         unseen_count=min(state.unseen, total),
         unread_total=total,
         version=state.version,
@@ -157,8 +158,54 @@ async def read_app(
     ``count=None`` clears it (OPEN_APP); otherwise ``unread = max(0, unread - count)``, and
     ``unseen = min(unseen, total unread)``. ``count`` must be >= 0; 0 changes nothing. Raises
     ``AppNotFound`` for an unknown or disabled app, or, with ``require_visible``, one not on the
-    user's workbench; ``InvalidInput`` for a negative count. Publishes only a real change.
+    user's workbench; ``InvalidInput`` for a negative count. Publishes only a real change, and
+    returns the user's resulting state.
     """
+    event = await _read(
+        db=db,
+        broker=broker,
+        cid=cid,
+        uid=uid,
+        app_id=app_id,
+        count=count,
+        cause=cause,
+        require_visible=require_visible,
+        describe=True,
+    )
+    assert event is not None
+    return event
+
+
+async def record_read(
+    *, db: Database, broker: Broker, cid: int, uid: int, app_id: int, count: int | None
+) -> None:
+    """``read_app`` for callers that answer without the resulting state (the legacy setnum):
+    the same change and errors, without the two reads that describe the state."""
+    await _read(
+        db=db,
+        broker=broker,
+        cid=cid,
+        uid=uid,
+        app_id=app_id,
+        count=count,
+        cause=BadgeCause.READ,
+        require_visible=False,
+        describe=False,
+    )
+
+
+async def _read(
+    *,
+    db: Database,
+    broker: Broker,
+    cid: int,
+    uid: int,
+    app_id: int,
+    count: int | None,
+    cause: BadgeCause,
+    require_visible: bool,
+    describe: bool,
+) -> BadgeEventData | None:
     if count is not None and count < 0:
         raise InvalidInput.single("count", "must not be negative", "NEGATIVE_COUNT")
     async with db.write() as session:
@@ -170,13 +217,10 @@ async def read_app(
         ):
             raise AppNotFound(app_id)
         changed = await store.decrease_unread(session, cid=cid, uid=uid, app_id=app_id, by=count)
-        if changed is None:
-            state = await store.read_state(session, cid=cid, uid=uid)
-            current = (await store.read_unread(session, cid=cid, uid=uid)).get(app_id, 0)
-            event = await _event(session, cause=cause, state=state, badges=[(app_id, current)])
-        else:
-            state, unread = changed
-            event = await _event(session, cause=cause, state=state, badges=[(app_id, unread)])
+        event = None
+        if describe:
+            state = changed[0] if changed else await store.read_state(session, cid=cid, uid=uid)
+            event = await _event(session, cause=cause, state=state, app_ids=(app_id,))
     if changed is not None:
         message = encode_message(cause, changed[0], ((app_id, changed[1]),))
         await broker.publish(((user_channel(cid, uid), message),))
@@ -189,7 +233,7 @@ async def open_workbench(*, db: Database, broker: Broker, principal: Principal) 
     async with db.write() as session:
         changed = await store.clear_unseen(session, cid=cid, uid=uid)
         state = changed or await store.read_state(session, cid=cid, uid=uid)
-        event = await _event(session, cause=BadgeCause.OPEN_WORKBENCH, state=state, badges=[])
+        event = await _event(session, cause=BadgeCause.OPEN_WORKBENCH, state=state, app_ids=())
     if changed is not None:
         message = encode_message(BadgeCause.OPEN_WORKBENCH, changed, ())
         await broker.publish(((user_channel(cid, uid), message),))
