@@ -23,9 +23,10 @@ from schema.apps import AppMutation
 from schema.badges import BadgeMutation, BadgeSubscription
 from schema.errors import is_unexpected, masking_extension
 from schema.limits import DocumentLimiter
+from schema.visibility import VisibilityQuery
 from schema.workbench import RemovalMutation, RemovalQuery, WorkbenchQuery
 
-Query = merge_types("Query", (WorkbenchQuery, RemovalQuery))
+Query = merge_types("Query", (WorkbenchQuery, RemovalQuery, VisibilityQuery))
 Mutation = merge_types("Mutation", (AppMutation, BadgeMutation, RemovalMutation))
 Subscription = merge_types("Subscription", (BadgeSubscription,))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.badges import BadgeCause
+from resolvers.visibility import VisibilityReason
 from storage.models import AppKind, AudienceMode, LaunchMode, Platform
 
 strawberry.enum(Platform, description="Client platform.")
@@ -18,5 +19,8 @@ strawberry.enum(
     AudienceMode, description="ALL enterprises minus hidden ones, or SELECTED ones only."
 )
 strawberry.enum(BadgeCause, description="Why a badge event happened.")
+strawberry.enum(
+    VisibilityReason, description="A rule of SPEC §3 that keeps an app off a workbench."
+)
 
-__all__ = ["AppKind", "AudienceMode", "BadgeCause", "LaunchMode", "Platform"]
+__all__ = ["AppKind", "AudienceMode", "BadgeCause", "LaunchMode", "Platform", "VisibilityReason"]

@@ -325,3 +325,11 @@ async def removed_apps(
         .order_by(removal_t.c.created_at.desc(), app_t.c.id)
     )
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def is_removed(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> bool:
+    """Whether the user has a removal recorded for ``app_id`` (effective or not)."""
+    stmt = select(removal_t.c.app_id).where(
+        removal_t.c.cid == cid, removal_t.c.uid == uid, removal_t.c.app_id == app_id
+    )
+    return (await session.execute(stmt)).first() is not None
