@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from resolvers.errors import AppNotFound, FieldError, InvalidInput, PermissionDenied
 from resolvers.identity import Principal, Role, parse_id
+from resolvers.text import has_control, has_letter_or_digit, name_units
 from storage import catalogue
 from storage.db import Database
 from storage.models import (
@@ -88,29 +88,6 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def name_units(name: str) -> int:
-    """Display width of a name: ASCII characters 1 unit, any other 2 (SPEC §2, the seed)."""
-    return sum(1 if ord(char) < 128 else 2 for char in name)
-
-
-def _has_control(text: str) -> bool:
-    # Control and format characters (bidi overrides, zero-width), line/paragraph separators,
-    # lone surrogates (not encodable as UTF-8) and private-use characters.
-    return any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for char in text)
-
-
-# Hangul fillers are letters to Unicode but render as nothing.
-INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
-
-
-def _has_letter_or_digit(text: str) -> bool:
-    # A name of only blanks, fillers (U+3164, U+2800) or combining marks shows nothing.
-    return any(
-        unicodedata.category(char)[0] in ("L", "N") and char not in INVISIBLE_LETTERS
-        for char in text
-    )
-
-
 def _check_http_url(value: str | None, path: str, errors: list[FieldError]) -> str | None:
     text = (value or "").strip()
     if not text:
@@ -118,7 +95,7 @@ def _check_http_url(value: str | None, path: str, errors: list[FieldError]) -> s
         return None
     if (
         len(text) > MAX_URL_LENGTH
-        or _has_control(text)
+        or has_control(text)
         or any(c.isspace() or c == "\\" for c in text)
     ):
         errors.append(
@@ -158,7 +135,7 @@ def _check_platform(
         run_path = (draft.run_path or "").strip()
         if not run_path:
             errors.append(FieldError(f"{path}.runPath", "is required for NATIVE", "REQUIRED"))
-        elif len(run_path) > MAX_URL_LENGTH or _has_control(run_path):
+        elif len(run_path) > MAX_URL_LENGTH or has_control(run_path):
             errors.append(
                 FieldError(
                     f"{path}.runPath",
@@ -185,7 +162,7 @@ def _check_platform(
             FieldError(f"{path}.loginParams", "is allowed only with autoLogin", "NOT_ALLOWED")
         )
     elif params:
-        if len(params) > 512 or _has_control(params) or not LOGIN_PARAMS.fullmatch(params):
+        if len(params) > 512 or has_control(params) or not LOGIN_PARAMS.fullmatch(params):
             errors.append(
                 FieldError(
                     f"{path}.loginParams",
@@ -232,7 +209,7 @@ def validate_draft(
     """Check every stateless rule of SPEC §2; returns the rows to write and all errors found."""
     errors: list[FieldError] = []
     name = draft.name.strip()
-    if _has_control(name):
+    if has_control(name):
         errors.append(
             FieldError("input.name", "must not contain control characters", "INVALID_NAME")
         )
@@ -245,7 +222,7 @@ def validate_draft(
                 "NAME_LENGTH",
             )
         )
-    elif not _has_letter_or_digit(name):
+    elif not has_letter_or_digit(name):
         errors.append(FieldError("input.name", "must contain a letter or digit", "INVALID_NAME"))
     identifier = draft.identifier.strip()
     if not IDENTIFIER.fullmatch(identifier):

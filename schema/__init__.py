@@ -22,12 +22,13 @@ from strawberry.types.graphql import OperationType
 from schema.apps import AppMutation
 from schema.badges import BadgeMutation, BadgeSubscription
 from schema.errors import is_unexpected, masking_extension
+from schema.groups import GroupMutation, GroupQuery
 from schema.limits import DocumentLimiter
 from schema.visibility import VisibilityQuery
 from schema.workbench import RemovalMutation, RemovalQuery, WorkbenchQuery
 
-Query = merge_types("Query", (WorkbenchQuery, RemovalQuery, VisibilityQuery))
-Mutation = merge_types("Mutation", (AppMutation, BadgeMutation, RemovalMutation))
+Query = merge_types("Query", (WorkbenchQuery, RemovalQuery, VisibilityQuery, GroupQuery))
+Mutation = merge_types("Mutation", (AppMutation, BadgeMutation, RemovalMutation, GroupMutation))
 Subscription = merge_types("Subscription", (BadgeSubscription,))
 
 

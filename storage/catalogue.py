@@ -333,3 +333,31 @@ async def is_removed(session: AsyncSession, *, cid: int, uid: int, app_id: int) 
         removal_t.c.cid == cid, removal_t.c.uid == uid, removal_t.c.app_id == app_id
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def list_groups(session: AsyncSession) -> list[tuple[AppGroup, list[AppCategory]]]:
+    """Every group with its categories, both in workbench order."""
+    groups = (
+        (await session.execute(select(AppGroup).order_by(group_t.c.position, group_t.c.id)))
+        .scalars()
+        .all()
+    )
+    categories = (
+        (
+            await session.execute(
+                select(AppCategory).order_by(category_t.c.position, category_t.c.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    by_group: dict[int, list[AppCategory]] = {g.id: [] for g in groups if g.id is not None}
+    for category in categories:
+        by_group[category.group_id].append(category)
+    return [(g, by_group[g.id]) for g in groups if g.id is not None]
+
+
+async def app_counts(session: AsyncSession) -> dict[int, int]:
+    """How many apps each category holds: ``{category_id: count}`` (absent: none)."""
+    stmt = select(app_t.c.category_id, func.count()).group_by(app_t.c.category_id)
+    return {category_id: count for category_id, count in (await session.execute(stmt)).all()}

@@ -1,0 +1,295 @@
+"""Workbench groups (应用分组) and their categories (应用分类): the seed's back-office lists.
+
+Platform administrators create, rename, reorder and delete them; everyone else may only read.
+Rules:
+
+- A name is trimmed, 2..40 units wide (ASCII 1, other characters 2: 1 to 20 Chinese
+  characters), shows a letter or digit, holds no control characters, and is unique among the
+  groups (or among its group's categories), compared case-insensitively.
+- Reordering names every group (or every category of the group) exactly once.
+- The built-in default group and category (id 1) cannot be deleted. Deleting a group whose
+  categories hold apps needs ``move_categories_to`` (another group: its categories move there,
+  last); deleting a category that holds apps needs ``move_apps_to`` (another category: its apps
+  move there, last). An empty group's categories go with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from resolvers.errors import InvalidInput, PermissionDenied
+from resolvers.identity import Principal, Role
+from resolvers.text import has_control, has_letter_or_digit, name_units
+from storage import catalogue
+from storage.catalogue import app_t, category_t, group_t
+from storage.db import Database
+from storage.models import (
+    DEFAULT_CATEGORY_ID,
+    DEFAULT_GROUP_ID,
+    MAX_ROW_ID,
+    App,
+    AppCategory,
+    AppGroup,
+)
+
+NAME_MIN_UNITS = 2
+NAME_MAX_UNITS = 40
+GroupTree = list[tuple[AppGroup, list[AppCategory]]]
+
+
+def _require_platform_admin(principal: Principal) -> None:
+    if principal.role is not Role.PLATFORM_ADMIN:
+        raise PermissionDenied("only platform administrators manage groups and categories")
+
+
+def clean_name(name: str, field: str = "name") -> str:
+    """The trimmed name; raises ``InvalidInput`` naming ``field`` when a rule is broken."""
+    text = name.strip()
+    if has_control(text):
+        raise InvalidInput.single(field, "must not contain control characters", "INVALID_NAME")
+    if not NAME_MIN_UNITS <= name_units(text) <= NAME_MAX_UNITS:
+        raise InvalidInput.single(
+            field, "must be 2 to 40 units wide (1 to 20 Chinese characters)", "NAME_LENGTH"
+        )
+    if not has_letter_or_digit(text):
+        raise InvalidInput.single(field, "must contain a letter or digit", "INVALID_NAME")
+    return text
+
+
+async def list_groups(*, db: Database, principal: Principal) -> GroupTree:
+    """Every group with its categories, in workbench order. Any authenticated caller."""
+    async with db.read() as session:
+        return await catalogue.list_groups(session)
+
+
+async def _group(session: AsyncSession, group_id: int, field: str = "id") -> AppGroup:
+    group = await session.get(AppGroup, group_id) if group_id <= MAX_ROW_ID else None
+    if group is None:
+        raise InvalidInput.single(field, f"group {group_id} does not exist", "UNKNOWN_GROUP")
+    return group
+
+
+async def _category(session: AsyncSession, category_id: int, field: str = "id") -> AppCategory:
+    category = await session.get(AppCategory, category_id) if category_id <= MAX_ROW_ID else None
+    if category is None:
+        raise InvalidInput.single(
+            field, f"category {category_id} does not exist", "UNKNOWN_CATEGORY"
+        )
+    return category
+
+
+async def _group_name_taken(session: AsyncSession, name: str, except_id: int | None) -> bool:
+    stmt = select(group_t.c.id).where(func.lower(group_t.c.name) == name.lower())
+    if except_id is not None:
+        stmt = stmt.where(group_t.c.id != except_id)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def _category_name_taken(
+    session: AsyncSession, group_id: int, name: str, except_id: int | None
+) -> bool:
+    stmt = select(category_t.c.id).where(
+        category_t.c.group_id == group_id,
+        func.lower(category_t.c.name) == name.lower(),
+    )
+    if except_id is not None:
+        stmt = stmt.where(category_t.c.id != except_id)
+    return (await session.execute(stmt)).first() is not None
+
+
+def _name_taken(kind: str) -> InvalidInput:
+    return InvalidInput.single("name", f"another {kind} already has this name", "NAME_TAKEN")
+
+
+async def create_group(*, db: Database, principal: Principal, name: str) -> AppGroup:
+    """A new group, placed last. Raises ``PermissionDenied`` or ``InvalidInput``."""
+    _require_platform_admin(principal)
+    text = clean_name(name)
+    async with db.write() as session:
+        if await _group_name_taken(session, text, None):
+            raise _name_taken("group")
+        last = (
+            await session.execute(select(func.coalesce(func.max(group_t.c.position), -1)))
+        ).scalar_one()
+        group = AppGroup(name=text, position=last + 1)
+        session.add(group)
+        await session.flush()
+    return group
+
+
+async def rename_group(*, db: Database, principal: Principal, group_id: int, name: str) -> AppGroup:
+    """Rename a group. Raises ``PermissionDenied`` or ``InvalidInput``."""
+    _require_platform_admin(principal)
+    text = clean_name(name)
+    async with db.write() as session:
+        group = await _group(session, group_id)
+        if await _group_name_taken(session, text, group_id):
+            raise _name_taken("group")
+        group.name = text
+    return group
+
+
+async def reorder_groups(
+    *, db: Database, principal: Principal, group_ids: Sequence[int]
+) -> GroupTree:
+    """Put the groups in the given order (every group exactly once); returns the new tree."""
+    _require_platform_admin(principal)
+    async with db.write() as session:
+        existing = {g.id for g, _ in await catalogue.list_groups(session)}
+        if len(group_ids) != len(set(group_ids)) or set(group_ids) != existing:
+            raise InvalidInput.single(
+                "ids", "must name every group exactly once", "NOT_A_PERMUTATION"
+            )
+        for position, group_id in enumerate(group_ids):
+            await session.execute(
+                update(group_t).where(group_t.c.id == group_id).values(position=position)
+            )
+        return await catalogue.list_groups(session)
+
+
+async def delete_group(
+    *, db: Database, principal: Principal, group_id: int, move_categories_to: int | None
+) -> None:
+    """Delete a group (see the module rules). Raises ``PermissionDenied`` or ``InvalidInput``."""
+    _require_platform_admin(principal)
+    async with db.write() as session:
+        await _group(session, group_id)
+        if group_id == DEFAULT_GROUP_ID:
+            raise InvalidInput.single("id", "the default group cannot be deleted", "DEFAULT_GROUP")
+        categories = [
+            c for g, cs in await catalogue.list_groups(session) if g.id == group_id for c in cs
+        ]
+        counts = await catalogue.app_counts(session)
+        holds_apps = any(counts.get(c.id or 0) for c in categories)
+        if move_categories_to is not None:
+            target = await _group(session, move_categories_to, "moveCategoriesTo")
+            if target.id == group_id:
+                raise InvalidInput.single("moveCategoriesTo", "must be another group", "SAME_GROUP")
+            start = (
+                await session.execute(
+                    select(func.coalesce(func.max(category_t.c.position), -1)).where(
+                        category_t.c.group_id == target.id
+                    )
+                )
+            ).scalar_one() + 1
+            for offset, category in enumerate(categories):
+                if await _category_name_taken(session, move_categories_to, category.name, None):
+                    raise InvalidInput.single(
+                        "moveCategoriesTo",
+                        f"group {move_categories_to} already has a category named {category.name}",
+                        "NAME_TAKEN",
+                    )
+                category.group_id = move_categories_to
+                category.position = start + offset
+            await session.flush()
+        elif holds_apps:
+            raise InvalidInput.single(
+                "moveCategoriesTo",
+                "the group's categories hold apps: name a group to move them to",
+                "GROUP_NOT_EMPTY",
+            )
+        else:
+            await session.execute(delete(category_t).where(category_t.c.group_id == group_id))
+        await session.execute(delete(group_t).where(group_t.c.id == group_id))
+
+
+async def create_category(
+    *, db: Database, principal: Principal, group_id: int, name: str
+) -> AppCategory:
+    """A new category, last in its group. Raises ``PermissionDenied`` or ``InvalidInput``."""
+    _require_platform_admin(principal)
+    text = clean_name(name)
+    async with db.write() as session:
+        await _group(session, group_id, "groupId")
+        if await _category_name_taken(session, group_id, text, None):
+            raise _name_taken("category of this group")
+        last = (
+            await session.execute(
+                select(func.coalesce(func.max(category_t.c.position), -1)).where(
+                    category_t.c.group_id == group_id
+                )
+            )
+        ).scalar_one()
+        category = AppCategory(group_id=group_id, name=text, position=last + 1)
+        session.add(category)
+        await session.flush()
+    return category
+
+
+async def rename_category(
+    *, db: Database, principal: Principal, category_id: int, name: str
+) -> AppCategory:
+    """Rename a category. Raises ``PermissionDenied`` or ``InvalidInput``."""
+    _require_platform_admin(principal)
+    text = clean_name(name)
+    async with db.write() as session:
+        category = await _category(session, category_id)
+        if await _category_name_taken(session, category.group_id, text, category_id):
+            raise _name_taken("category of this group")
+        category.name = text
+    return category
+
+
+async def reorder_categories(
+    *, db: Database, principal: Principal, group_id: int, category_ids: Sequence[int]
+) -> GroupTree:
+    """Put a group's categories in the given order (each exactly once); returns the tree."""
+    _require_platform_admin(principal)
+    async with db.write() as session:
+        await _group(session, group_id, "groupId")
+        existing = {
+            c.id for g, cs in await catalogue.list_groups(session) if g.id == group_id for c in cs
+        }
+        if len(category_ids) != len(set(category_ids)) or set(category_ids) != existing:
+            raise InvalidInput.single(
+                "ids", "must name every category of the group exactly once", "NOT_A_PERMUTATION"
+            )
+        for position, category_id in enumerate(category_ids):
+            await session.execute(
+                update(category_t).where(category_t.c.id == category_id).values(position=position)
+            )
+        return await catalogue.list_groups(session)
+
+
+async def delete_category(
+    *, db: Database, principal: Principal, category_id: int, move_apps_to: int | None
+) -> None:
+    """Delete a category (see the module rules). Raises ``PermissionDenied``/``InvalidInput``."""
+    _require_platform_admin(principal)
+    async with db.write() as session:
+        await _category(session, category_id)
+        if category_id == DEFAULT_CATEGORY_ID:
+            raise InvalidInput.single(
+                "id", "the default category cannot be deleted", "DEFAULT_CATEGORY"
+            )
+        holds_apps = (await catalogue.app_counts(session)).get(category_id, 0) > 0
+        if move_apps_to is not None:
+            await _category(session, move_apps_to, "moveAppsTo")
+            if move_apps_to == category_id:
+                raise InvalidInput.single("moveAppsTo", "must be another category", "SAME_CATEGORY")
+            start = await catalogue.next_app_position(session, move_apps_to)
+            apps = (
+                (
+                    await session.execute(
+                        select(App)
+                        .where(app_t.c.category_id == category_id)
+                        .order_by(app_t.c.position, app_t.c.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for offset, app in enumerate(apps):
+                app.category_id = move_apps_to
+                app.position = start + offset
+            await session.flush()
+        elif holds_apps:
+            raise InvalidInput.single(
+                "moveAppsTo",
+                "the category holds apps: name a category to move them to",
+                "CATEGORY_NOT_EMPTY",
+            )
+        await session.execute(delete(category_t).where(category_t.c.id == category_id))
