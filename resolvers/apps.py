@@ -29,6 +29,7 @@ from storage.models import (
     AudienceMode,
     LaunchMode,
     Platform,
+    utcnow,
 )
 
 BUILTIN_ICONS = ("app", "chat", "calendar", "mail", "document", "chart")
@@ -266,6 +267,44 @@ def validate_draft(
         audience_mode=draft.audience_mode.value,
     )
     return app, platforms, audience, category_id, errors
+
+
+def administers(principal: Principal | None, app: App) -> bool:
+    """Whether ``principal`` administers ``app``: any app for platform admins, the ENTERPRISE
+    apps they created for enterprise admins (SPEC §7; issue 3 "roles")."""
+    if principal is None:
+        return False
+    if principal.role is Role.PLATFORM_ADMIN:
+        return True
+    return principal.role is Role.ENTERPRISE_ADMIN and app.owner_cid == principal.cid
+
+
+async def administered_app(*, db: Database, principal: Principal, app_id: int) -> App:
+    """The app, for one of its administrators. Raises ``PermissionDenied`` for users and
+    vendors, and ``AppNotFound`` when the app does not exist or the caller does not administer
+    it (an enterprise admin learns nothing of other enterprises' apps)."""
+    if not principal.is_admin:
+        raise PermissionDenied("only administrators may manage apps")
+    async with db.read() as session:
+        app = await catalogue.get_app(session, app_id)
+    if app is None or not administers(principal, app):
+        raise AppNotFound(app_id)
+    return app
+
+
+async def rotate_app_key(*, db: Database, principal: Principal, app_id: int) -> App:
+    """Give the app a fresh random app key; the old one stops resolving at once (getappid).
+
+    Same authorisation and errors as ``administered_app``.
+    """
+    await administered_app(db=db, principal=principal, app_id=app_id)
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        if app is None:  # deleted meanwhile
+            raise AppNotFound(app_id)
+        app.app_key = secrets.token_hex(16)
+        app.updated_at = utcnow()
+    return app
 
 
 def _authorise(principal: Principal, draft: AppDraft) -> list[FieldError]:

@@ -7,8 +7,8 @@ from datetime import datetime
 import strawberry
 
 from resolvers import apps as app_resolvers
-from resolvers.errors import InvalidInput
-from resolvers.identity import Principal, Role
+from resolvers.errors import AppNotFound, InvalidInput
+from resolvers.identity import parse_id
 from schema.context import Context
 from schema.enums import AppKind, AudienceMode, LaunchMode, Platform
 from schema.errors import UserError, domain_errors, user_errors
@@ -59,16 +59,6 @@ class AppCategoryRef:
     name: str
 
 
-def can_administer(principal: Principal | None, app: models.App) -> bool:
-    """Whether ``principal`` administers ``app``: any app for platform admins, own-enterprise
-    ENTERPRISE apps for enterprise admins (SPEC §7)."""
-    if principal is None:
-        return False
-    if principal.role is Role.PLATFORM_ADMIN:
-        return True
-    return principal.role is Role.ENTERPRISE_ADMIN and app.owner_cid == principal.cid
-
-
 @strawberry.type(description="An integrated app (集成应用).")
 class App:
     row: strawberry.Private[models.App]
@@ -95,7 +85,11 @@ class App:
 
     @strawberry.field(description="The legacy appkey; administrators of this app only, else null.")
     def app_key(self, info: strawberry.Info[Context, None]) -> str | None:
-        return self.row.app_key if can_administer(info.context.principal, self.row) else None
+        return (
+            self.row.app_key
+            if app_resolvers.administers(info.context.principal, self.row)
+            else None
+        )
 
     @strawberry.field(description="Whether a user may remove the app from their workbench.")
     def user_removable(self) -> bool:
@@ -128,7 +122,7 @@ class App:
 
     @strawberry.field(description="Administrators of this app only, else null.")
     async def audience(self, info: strawberry.Info[Context, None]) -> Audience | None:
-        if not can_administer(info.context.principal, self.row):
+        if not app_resolvers.administers(info.context.principal, self.row):
             return None
         assert self.row.id is not None
         ids = await info.context.loaders.audience.load(self.row.id)
@@ -267,3 +261,40 @@ class AppMutation:
             except InvalidInput as error:
                 return AppPayload(errors=user_errors(error))
         return AppPayload(app=App(row=created.app), app_secret=created.app_secret)
+
+
+@strawberry.type
+class AppQuery:
+    @strawberry.field(
+        description="One app by id, for its administrators; null when absent or not theirs."
+    )
+    async def app(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> App | None:
+        context = info.context
+        with domain_errors():
+            principal = context.caller()
+            try:
+                row = await app_resolvers.administered_app(
+                    db=context.db, principal=principal, app_id=parse_id(id, "id")
+                )
+            except AppNotFound:
+                return None
+        return App(row=row)
+
+
+@strawberry.type
+class AppKeyMutation:
+    @strawberry.mutation(
+        description="Give an app a new appKey; the old one stops working at once. Its admins."
+    )
+    async def rotate_app_key(
+        self, info: strawberry.Info[Context, None], app_id: strawberry.ID
+    ) -> AppPayload:
+        context = info.context
+        with domain_errors():
+            try:
+                row = await app_resolvers.rotate_app_key(
+                    db=context.db, principal=context.caller(), app_id=parse_id(app_id, "appId")
+                )
+            except InvalidInput as error:
+                return AppPayload(errors=user_errors(error))
+        return AppPayload(app=App(row=row))
