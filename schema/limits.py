@@ -45,6 +45,7 @@ class _FragmentRule(ValidationRule):
         self.visiting: set[str] = set()
 
     def measure(self, selection_set: SelectionSetNode | None) -> int:
+        """The subclass's measure of a selection set (levels, aliases), fragments included."""
         raise NotImplementedError
 
     def _fragment(self, name: str) -> int:
@@ -65,6 +66,8 @@ def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
     cap = max_depth + 2  # any depth at or beyond the cap is "too deep"; no need to look further
 
     class DepthLimit(_FragmentRule):
+        """Refuses operations deeper than the limit (see ``depth_limit_rule``)."""
+
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             try:
                 levels = self.measure(node.selection_set)
@@ -111,6 +114,8 @@ def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:
     spread, hold more than ``max_aliases`` aliased fields (Strawberry's count and message)."""
 
     class AliasLimit(_FragmentRule):
+        """Refuses documents with too many aliases (see ``alias_limit_rule``)."""
+
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
             try:
