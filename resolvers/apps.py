@@ -401,3 +401,35 @@ async def resolve_app_key(*, db: Database, app_key: str) -> int:
     if app_id is None:
         raise AppNotFound(app_key, "no enabled app has this app key")
     return app_id
+
+
+async def move_app(
+    *, db: Database, principal: Principal, app_id: int, category_id: int, position: int | None
+) -> App:
+    """Put the app in category ``category_id`` at index ``position`` (0-based; ``None`` or past
+    the end: last), renumbering that category's apps (issue 3 ``moveApp``).
+
+    Same authorisation as ``administered_app``; raises ``InvalidInput`` for an unknown category
+    or a negative position.
+    """
+    await administered_app(db=db, principal=principal, app_id=app_id)
+    if position is not None and position < 0:
+        raise InvalidInput.single("position", "must not be negative", "NEGATIVE_POSITION")
+    async with db.write() as session:
+        if await catalogue.category_with_group(session, category_id) is None:
+            raise InvalidInput.single(
+                "categoryId", f"category {category_id} does not exist", "UNKNOWN_CATEGORY"
+            )
+        app = await catalogue.get_app(session, app_id)
+        if app is None:  # deleted meanwhile
+            raise AppNotFound(app_id)
+        siblings = [
+            a for a in await catalogue.apps_in_category(session, category_id) if a.id != app_id
+        ]
+        index = len(siblings) if position is None else min(position, len(siblings))
+        siblings.insert(index, app)
+        app.category_id = category_id
+        app.updated_at = utcnow()
+        for number, sibling in enumerate(siblings):
+            sibling.position = number
+    return app

@@ -19,7 +19,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from schema.apps import AppKeyMutation, AppMutation, AppQuery
+from schema.apps import AppAdminMutation, AppMutation, AppQuery
 from schema.badges import BadgeMutation, BadgeSubscription
 from schema.errors import is_unexpected, masking_extension
 from schema.groups import GroupMutation, GroupQuery
@@ -29,7 +29,7 @@ from schema.workbench import RemovalMutation, RemovalQuery, WorkbenchQuery
 
 Query = merge_types("Query", (WorkbenchQuery, RemovalQuery, VisibilityQuery, GroupQuery, AppQuery))
 Mutation = merge_types(
-    "Mutation", (AppMutation, AppKeyMutation, BadgeMutation, RemovalMutation, GroupMutation)
+    "Mutation", (AppMutation, AppAdminMutation, BadgeMutation, RemovalMutation, GroupMutation)
 )
 Subscription = merge_types("Subscription", (BadgeSubscription,))
 

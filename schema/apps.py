@@ -282,7 +282,7 @@ class AppQuery:
 
 
 @strawberry.type
-class AppKeyMutation:
+class AppAdminMutation:
     @strawberry.mutation(
         description="Give an app a new appKey; the old one stops working at once. Its admins."
     )
@@ -294,6 +294,30 @@ class AppKeyMutation:
             try:
                 row = await app_resolvers.rotate_app_key(
                     db=context.db, principal=context.caller(), app_id=parse_id(app_id, "appId")
+                )
+            except InvalidInput as error:
+                return AppPayload(errors=user_errors(error))
+        return AppPayload(app=App(row=row))
+
+    @strawberry.mutation(
+        description="Move an app to a category, at a 0-based position (absent: last). Its admins."
+    )
+    async def move_app(
+        self,
+        info: strawberry.Info[Context, None],
+        app_id: strawberry.ID,
+        category_id: strawberry.ID,
+        position: int | None = None,
+    ) -> AppPayload:
+        context = info.context
+        with domain_errors():
+            try:
+                row = await app_resolvers.move_app(
+                    db=context.db,
+                    principal=context.caller(),
+                    app_id=parse_id(app_id, "appId"),
+                    category_id=parse_id(category_id, "categoryId"),
+                    position=position,
                 )
             except InvalidInput as error:
                 return AppPayload(errors=user_errors(error))

@@ -361,3 +361,11 @@ async def app_counts(session: AsyncSession) -> dict[int, int]:
     """How many apps each category holds: ``{category_id: count}`` (absent: none)."""
     stmt = select(app_t.c.category_id, func.count()).group_by(app_t.c.category_id)
     return {category_id: count for category_id, count in (await session.execute(stmt)).all()}
+
+
+async def apps_in_category(session: AsyncSession, category_id: int) -> list[App]:
+    """The category's apps in workbench order (position, then id)."""
+    stmt = (
+        select(App).where(app_t.c.category_id == category_id).order_by(app_t.c.position, app_t.c.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())

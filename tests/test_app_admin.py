@@ -96,3 +96,65 @@ async def test_malformed_ids(http, tokens):
     assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     rotated = await gql(http, tokens.admin(), ROTATE, {"id": "x"})
     assert rotated["data"]["rotateAppKey"]["errors"] == [{"field": "appId", "code": "INVALID_ID"}]
+
+
+MOVE = """
+mutation($id: ID!, $c: ID!, $p: Int) {
+  moveApp(appId: $id, categoryId: $c, position: $p) { app { id } errors { field code } }
+}
+"""
+CATEGORY = """
+mutation($n: String!) { createCategory(groupId: "1", name: $n) { category { id } } }
+"""
+ORDER = "{ workbench(platform: PC) { groups { categories { name apps { app { identifier } } } } } }"
+
+
+async def order(http, tokens) -> list[tuple[str, list[str]]]:
+    """The user's PC workbench as (category, [identifiers])."""
+    body = await gql(http, tokens.user(), ORDER)
+    return [
+        (c["name"], [a["app"]["identifier"] for a in c["apps"]])
+        for g in body["data"]["workbench"]["groups"]
+        for c in g["categories"]
+    ]
+
+
+async def test_move_between_categories_and_positions(http, tokens):
+    """moveApp places the app at the index asked (or last) and renumbers the others."""
+    # given
+    admin = tokens.admin()
+    other = (await gql(http, admin, CATEGORY, {"n": "Other"}))["data"]["createCategory"]
+    a, b, c = [await create_app(http, admin, identifier=i) for i in ("AppA", "AppB", "AppC")]
+    # when: C to the front, then B to another category, then back at a far position
+    for app, category, position in ((c, "1", 0), (b, other["category"]["id"], None), (b, "1", 99)):
+        body = await gql(http, admin, MOVE, {"id": app["id"], "c": category, "p": position})
+        assert body["data"]["moveApp"]["errors"] == []
+    # then
+    assert await order(http, tokens) == [("默认分类", ["AppC", "AppA", "AppB"])]
+    assert a["id"] != b["id"]
+
+
+@pytest.mark.parametrize(
+    ("category", "position", "field", "code"),
+    [
+        ("999", None, "categoryId", "UNKNOWN_CATEGORY"),
+        ("1", -1, "position", "NEGATIVE_POSITION"),
+        ("x", None, "categoryId", "INVALID_ID"),
+    ],
+)
+async def test_move_refuses_bad_targets(http, tokens, category, position, field, code):
+    """Unknown categories, negative positions and malformed ids are field errors."""
+    app = await create_app(http, tokens.admin(), identifier="Stays")
+    body = await gql(http, tokens.admin(), MOVE, {"id": app["id"], "c": category, "p": position})
+    assert body["data"]["moveApp"] == {"app": None, "errors": [{"field": field, "code": code}]}
+
+
+async def test_only_the_apps_administrators_move_it(http, tokens):
+    """Another enterprise's admin gets APP_NOT_FOUND and a user FORBIDDEN."""
+    app = await create_app(http, tokens.admin(), identifier="NotYours")
+    refused = await gql(
+        http, tokens.enterprise_admin(cid=1002), MOVE, {"id": app["id"], "c": "1", "p": 0}
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "APP_NOT_FOUND"
+    forbidden = await gql(http, tokens.user(), MOVE, {"id": app["id"], "c": "1", "p": 0})
+    assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
