@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.errors import InvalidInput, PermissionDenied
@@ -100,6 +100,20 @@ async def _category_name_taken(
     return (await session.execute(stmt)).first() is not None
 
 
+async def _renumber(
+    session: AsyncSession,
+    table: Table,
+    ids: Sequence[int],
+    existing: set[int | None],
+    what: str,
+) -> None:
+    # Positions follow ``ids``, which must name each of ``existing`` exactly once.
+    if len(ids) != len(set(ids)) or set(ids) != existing:
+        raise InvalidInput.single("ids", f"must name {what} exactly once", "NOT_A_PERMUTATION")
+    for position, row_id in enumerate(ids):
+        await session.execute(update(table).where(table.c.id == row_id).values(position=position))
+
+
 def _name_taken(kind: str) -> InvalidInput:
     return InvalidInput.single("name", f"another {kind} already has this name", "NAME_TAKEN")
 
@@ -139,14 +153,7 @@ async def reorder_groups(
     _require_platform_admin(principal)
     async with db.write() as session:
         existing = {g.id for g, _ in await catalogue.list_groups(session)}
-        if len(group_ids) != len(set(group_ids)) or set(group_ids) != existing:
-            raise InvalidInput.single(
-                "ids", "must name every group exactly once", "NOT_A_PERMUTATION"
-            )
-        for position, group_id in enumerate(group_ids):
-            await session.execute(
-                update(group_t).where(group_t.c.id == group_id).values(position=position)
-            )
+        await _renumber(session, group_t, group_ids, existing, "every group")
         return await catalogue.list_groups(session)
 
 
@@ -243,14 +250,7 @@ async def reorder_categories(
         existing = {
             c.id for g, cs in await catalogue.list_groups(session) if g.id == group_id for c in cs
         }
-        if len(category_ids) != len(set(category_ids)) or set(category_ids) != existing:
-            raise InvalidInput.single(
-                "ids", "must name every category of the group exactly once", "NOT_A_PERMUTATION"
-            )
-        for position, category_id in enumerate(category_ids):
-            await session.execute(
-                update(category_t).where(category_t.c.id == category_id).values(position=position)
-            )
+        await _renumber(session, category_t, category_ids, existing, "every category of the group")
         return await catalogue.list_groups(session)
 
 
