@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -235,6 +236,52 @@ class AppRemoval(SQLModel, table=True):
         )
     )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class IconImage(SQLModel, table=True):
+    """An uploaded app icon (SPEC §2 ``icon``), content-addressed: ``id`` is the hex SHA-256 of
+    ``original``, the file exactly as uploaded (GIF, JPEG or PNG, at most 1 MiB), and
+    ``rendition_48`` a 48x48 PNG made from it. Apps refer to it as ``sha256:<id>``; a row no app
+    refers to is deleted with the last reference."""
+
+    __tablename__ = "icon_image"
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True, nullable=False))
+    media_type: str = Field(sa_column=Column(String(16), nullable=False))
+    width: int = Field(sa_column=Column(Integer, nullable=False))
+    height: int = Field(sa_column=Column(Integer, nullable=False))
+    original: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    rendition_48: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class AuditEntry(SQLModel, table=True):
+    """One administrative change (issue 3 "audit log"): who (``actor_*``), when (``at``), what
+    (``action`` on ``target_type`` ``target_id``) and the values before and after, as JSON
+    objects (``None`` for a creation's before and a deletion's after).
+
+    ``scope_cid`` is the enterprise the change concerns (an enterprise admin's own, or the owner
+    of an ENTERPRISE app); enterprise administrators read only their enterprise's entries.
+    """
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (
+        Index("ix_audit_entry_scope", "scope_cid", "id"),
+        Index("ix_audit_entry_target", "target_type", "target_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    actor_cid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    actor_uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    actor_role: str = Field(sa_column=Column(String(24), nullable=False))
+    action: str = Field(sa_column=Column(String(40), nullable=False))
+    target_type: str = Field(sa_column=Column(String(16), nullable=False))
+    target_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    scope_cid: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 metadata = SQLModel.metadata
