@@ -2,8 +2,8 @@
 
 Routes: ``/graphql`` (HTTP + WebSocket), the legacy ``/OpenPlatform/integrate/*.php``
 endpoints, built-in icons under ``/icons/``, GraphiQL's assets under ``/graphiql/``. The lifespan
-opens the database and the broker and hands them to requests as ``request.state.db`` and
-``request.state.broker``.
+opens the database, the broker and the process's catalogue watch and hands them to requests as
+``request.state.db``, ``request.state.broker`` and ``request.state.watch``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth import TokenCodec
 from graphql_view import WorkbenchGraphQL
+from icon_http import icon_routes
 from legacy_rest import legacy_routes, normalise_legacy_path
 from pubsub import create_broker
+from resolvers.catalogue_events import CatalogueWatch
+from resolvers.icons import MAX_ICON_BYTES
 from schema import build_schema
 from settings import Settings
 from storage.db import Database
@@ -55,20 +58,35 @@ class _BodyTooLarge(Exception):
 
 class BodySizeLimitMiddleware:
     """Refuses HTTP request bodies over ``limit`` bytes on ``paths`` with 413, before the
-    application parses them: by ``Content-Length`` when declared, else while streaming."""
+    application parses them: by ``Content-Length`` when declared, else while streaming.
+    ``multipart_limit`` (default ``limit``) applies to ``multipart/form-data`` bodies: an
+    upload of a 1 MiB icon plus the form's other parts."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, paths: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        paths: tuple[str, ...],
+        multipart_limit: int | None = None,
+    ) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.multipart_limit = multipart_limit or limit
         self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, receive, send)
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        limit = (
+            self.multipart_limit if content_type == b"multipart/form-data" else self.default_limit
+        )
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(limit, scope, receive, send)
             return
         received = 0
         started = False
@@ -78,7 +96,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -92,13 +110,14 @@ class BodySizeLimitMiddleware:
         except _BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(limit, scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @staticmethod
+    async def _refuse(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         body = {
             "errors": [
                 {
-                    "message": f"request body over {self.limit} bytes",
+                    "message": f"request body over {limit} bytes",
                     "extensions": {"code": "PAYLOAD_TOO_LARGE"},
                 }
             ]
@@ -138,20 +157,26 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         allowed_origins=settings.cors_origins,
+        # Uploads (setAppIcon) as the GraphQL multipart request spec. CSRF-safe: every
+        # request needs a bearer token, which a cross-site form cannot send.
+        multipart_uploads_enabled=True,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         db = Database(settings.database_url)
         broker = create_broker(settings.broker_url)
+        watch = CatalogueWatch(db, broker)
         # Also on app.state, for operators' introspection and tests; requests use their state.
-        app.state.db, app.state.broker = db, broker
+        app.state.db, app.state.broker, app.state.watch = db, broker, watch
         try:
             if check_migrations:
                 await require_current(db)
             await broker.start()
-            yield {"db": db, "broker": broker}
+            await watch.start()
+            yield {"db": db, "broker": broker, "watch": watch}
         finally:
+            await watch.close()
             await broker.close()
             await db.dispose()
 
@@ -163,6 +188,7 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
         WebSocketRoute("/graphql", graphql),
         *legacy_routes(max_body_bytes=settings.legacy_max_body_bytes),
+        *icon_routes(),
         Mount("/icons", CachedStaticFiles(directory=STATIC / "icons"), name="icons"),
         Mount(
             "/graphiql",
@@ -181,7 +207,10 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         ),
         Middleware(LegacyPathMiddleware),
         Middleware(
-            BodySizeLimitMiddleware, limit=settings.graphql_max_body_bytes, paths=("/graphql",)
+            BodySizeLimitMiddleware,
+            limit=settings.graphql_max_body_bytes,
+            multipart_limit=max(settings.graphql_max_body_bytes, MAX_ICON_BYTES + 64 * 1024),
+            paths=("/graphql",),
         ),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, debug=settings.debug)

@@ -94,7 +94,11 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
             await self._unauthorised(error, request)(scope, receive, send)
             return
         context = self._context(request, principal)
-        response = await self._run_http(request, context)
+        try:
+            response = await self._run_http(request, context)
+        finally:
+            # Uploaded files are spooled (to disk past 1 MiB); close them with the request.
+            await request.close()
         await response(scope, receive, send)
 
     async def _run_http(self, request: Request, context: Context) -> Response:
@@ -155,6 +159,7 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
         return Context(
             db=state.db,
             broker=state.broker,
+            watch=state.watch,
             codec=self.codec,
             base_url=base,
             loaders=Loaders(state.db),

@@ -3,7 +3,8 @@ holding a subscriber of that user (SPEC §4; STYLE "Fan-out").
 
 Shape, fit for an in-process backend and for Redis pub/sub alike:
 
-- Channels are per user: ``user_channel(cid, uid)``. Messages are opaque ``bytes``, encoded once
+- Channels are per user: ``user_channel(cid, uid)``, plus ``CATALOGUE_CHANNEL`` for catalogue
+  changes (one listener per process). Messages are opaque ``bytes``, encoded once
   by the publisher and handed to every local listener as they are.
 - ``publish(batch)`` takes many ``(channel, message)`` pairs at once (one pipeline on Redis), and
   is called only after the transaction that produced them has committed.
@@ -22,6 +23,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
+
+# Administrative catalogue changes, for every process (``resolvers.catalogue_events``).
+CATALOGUE_CHANNEL = "wb:catalogue"
 
 
 def user_channel(cid: int, uid: int) -> str:

@@ -1,8 +1,12 @@
-"""The app catalogue: creating apps with every rule of SPEC §2 checked at once.
+"""The app catalogue: creating, changing, disabling and deleting apps, with every rule of
+SPEC §2 checked at once (issue 3 items 1-2).
 
 Validation returns all field errors of one input together (``InvalidInput.errors``), with field
 paths as the GraphQL input spells them (``input.name``, ``input.android.webUrl``), so a form can
 show them all. Nothing is written unless the whole input is valid.
+
+Every change is written with its audit entry (``resolvers.audit``) in one transaction; once it
+has committed, the app's id is announced to live clients (``resolvers.catalogue_events``).
 """
 
 from __future__ import annotations
@@ -10,15 +14,26 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from pubsub import Broker
+from resolvers import audit
+from resolvers.catalogue_events import publish_change
 from resolvers.errors import AppNotFound, FieldError, InvalidInput, PermissionDenied
+from resolvers.icons import ProcessedIcon
 from resolvers.identity import Principal, Role, parse_id
+from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 from resolvers.text import has_control, has_letter_or_digit, name_units
 from storage import catalogue
+from storage import icons as icon_store
+from storage.catalogue import app_t, audience_t, platform_t
 from storage.db import Database
 from storage.models import (
     DEFAULT_CATEGORY_ID,
@@ -234,12 +249,12 @@ def validate_draft(
                 "INVALID_IDENTIFIER",
             )
         )
-    icon = draft.icon or DEFAULT_ICON
-    if icon not in BUILTIN_ICONS:
+    icon = (draft.icon or DEFAULT_ICON).strip()
+    if icon not in BUILTIN_ICONS and icon_store.uploaded_icon_id(icon) is None:
         errors.append(
             FieldError(
                 "input.icon",
-                f"must be one of {', '.join(BUILTIN_ICONS)}",
+                f"must be one of {', '.join(BUILTIN_ICONS)}, or an uploaded icon's id (sha256:...)",
                 "UNKNOWN_ICON",
             )
         )
@@ -295,15 +310,24 @@ async def administered_app(*, db: Database, principal: Principal, app_id: int) -
 async def rotate_app_key(*, db: Database, principal: Principal, app_id: int) -> App:
     """Give the app a fresh random app key; the old one stops resolving at once (getappid).
 
-    Same authorisation and errors as ``administered_app``.
+    Same authorisation and errors as ``administered_app``. Audited (the keys masked).
     """
     await administered_app(db=db, principal=principal, app_id=app_id)
     async with db.write() as session:
         app = await catalogue.get_app(session, app_id)
         if app is None:  # deleted meanwhile
             raise AppNotFound(app_id)
+        before = {"appKey": f"…{app.app_key[-4:]}"}
         app.app_key = secrets.token_hex(16)
         app.updated_at = utcnow()
+        _record(
+            session,
+            principal,
+            audit.APP_ROTATE_KEY,
+            app,
+            before,
+            {"appKey": f"…{app.app_key[-4:]}"},
+        )
     return app
 
 
@@ -325,14 +349,67 @@ def _authorise(principal: Principal, draft: AppDraft) -> list[FieldError]:
     raise PermissionDenied("only administrators may create apps")
 
 
-async def create_app(*, db: Database, principal: Principal, draft: AppDraft) -> CreatedApp:
+async def _check_references(
+    session: AsyncSession, app: App, category_id: int | None, errors: list[FieldError]
+) -> None:
+    # The stateful rules of an app draft: its category and uploaded icon exist.
+    if (
+        category_id is not None
+        and await catalogue.category_with_group(session, category_id) is None
+    ):
+        errors.append(
+            FieldError(
+                "input.categoryId",
+                f"category {category_id} does not exist",
+                "UNKNOWN_CATEGORY",
+            )
+        )
+    icon_id = icon_store.uploaded_icon_id(app.icon)
+    if icon_id is not None and await icon_store.get_icon(session, icon_id, lock=True) is None:
+        errors.append(FieldError("input.icon", "no uploaded icon has this id", "UNKNOWN_ICON"))
+
+
+async def _app_state(
+    session: AsyncSession, app_id: int
+) -> tuple[dict[Platform, AppPlatform], list[int]]:
+    platforms = (await catalogue.platform_settings(session, [app_id]))[app_id]
+    audience = (await catalogue.audience_ids(session, [app_id]))[app_id]
+    return platforms, audience
+
+
+def _record(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    app: App,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> None:
+    if before is not None and after is not None:
+        before, after = audit.changed_fields(before, after)
+    audit.record(
+        session,
+        actor=principal,
+        action=action,
+        target_type=audit.TARGET_APP,
+        target_id=app.id,
+        scope_cid=app.owner_cid,
+        before=before,
+        after=after,
+    )
+
+
+async def create_app(
+    *, db: Database, principal: Principal, draft: AppDraft, broker: Broker | None = None
+) -> CreatedApp:
     """Create an app (SPEC §7 ``createApp``).
 
     Platform administrators create any app; enterprise administrators only ``ENTERPRISE`` apps,
     whose audience is forced to their own enterprise. Raises ``PermissionDenied`` for other
     roles and ``InvalidInput`` with every broken rule together (including a taken identifier, an
     unknown category, or another kind than ``ENTERPRISE`` from an enterprise administrator).
-    The new app goes last in its category, with a fresh random app key.
+    The new app goes last in its category, with a fresh random app key. The creation is
+    audited; with a ``broker`` (the server; offline tools pass none) live clients learn of it.
     """
     role_errors = _authorise(principal, draft)
     if principal.role is Role.ENTERPRISE_ADMIN:
@@ -342,17 +419,7 @@ async def create_app(*, db: Database, principal: Principal, draft: AppDraft) -> 
     errors = role_errors + errors
     try:
         async with db.write() as session:
-            if (
-                category_id is not None
-                and await catalogue.category_with_group(session, category_id) is None
-            ):
-                errors.append(
-                    FieldError(
-                        "input.categoryId",
-                        f"category {category_id} does not exist",
-                        "UNKNOWN_CATEGORY",
-                    )
-                )
+            await _check_references(session, app, category_id, errors)
             if (
                 app.identifier_key
                 and IDENTIFIER.fullmatch(app.identifier)
@@ -381,6 +448,8 @@ async def create_app(*, db: Database, principal: Principal, draft: AppDraft) -> 
                 session.add(row)
             session.add_all(AppAudience(app_id=app.id, cid=cid) for cid in audience)
             await session.flush()
+            after = audit.app_snapshot(app, platforms, audience)
+            _record(session, principal, audit.APP_CREATE, app, None, after)
     except IntegrityError as error:
         # Two concurrent creations with one identifier on PostgreSQL: the unique index decides.
         raise InvalidInput.single(
@@ -388,6 +457,8 @@ async def create_app(*, db: Database, principal: Principal, draft: AppDraft) -> 
             "is already used by another app (case-insensitive)",
             "IDENTIFIER_TAKEN",
         ) from error
+    if broker is not None:
+        await publish_change(broker, (app.id,))
     return CreatedApp(app=app, platforms=platforms, audience=audience, app_secret=app_secret)
 
 
@@ -404,7 +475,13 @@ async def resolve_app_key(*, db: Database, app_key: str) -> int:
 
 
 async def move_app(
-    *, db: Database, principal: Principal, app_id: int, category_id: int, position: int | None
+    *,
+    db: Database,
+    broker: Broker,
+    principal: Principal,
+    app_id: int,
+    category_id: int,
+    position: int | None,
 ) -> App:
     """Put the app in category ``category_id`` at index ``position`` (0-based; ``None`` or past
     the end: last), renumbering that category's apps (issue 3 ``moveApp``).
@@ -423,6 +500,7 @@ async def move_app(
         app = await catalogue.get_app(session, app_id)
         if app is None:  # deleted meanwhile
             raise AppNotFound(app_id)
+        before = {"categoryId": app.category_id, "position": app.position}
         siblings = [
             a for a in await catalogue.apps_in_category(session, category_id) if a.id != app_id
         ]
@@ -432,4 +510,286 @@ async def move_app(
         app.updated_at = utcnow()
         for number, sibling in enumerate(siblings):
             sibling.position = number
+        after = {"categoryId": app.category_id, "position": app.position}
+        audit.record(
+            session,
+            actor=principal,
+            action=audit.APP_MOVE,
+            target_type=audit.TARGET_APP,
+            target_id=app_id,
+            scope_cid=app.owner_cid,
+            before=before,
+            after=after,
+        )
+    await publish_change(broker, (app_id,))
+    return app
+
+
+@dataclass(slots=True)
+class AppPatch:
+    """A partial change of an app (issue 3 ``updateApp``): ``None`` leaves a field as it is.
+
+    ``platforms`` holds only the platforms the input names: a draft replaces that platform's
+    settings, ``None`` takes the app off the platform. ``audience_ids`` is used only with
+    ``audience_mode``.
+    """
+
+    name: str | None = None
+    identifier: str | None = None
+    kind: AppKind | None = None
+    category_id: str | None = None
+    user_removable: bool | None = None
+    audience_mode: AudienceMode | None = None
+    audience_ids: list[str] = field(default_factory=list)
+    platforms: dict[Platform, PlatformDraft | None] = field(default_factory=dict)
+    icon: str | None = None
+
+
+def _draft_of(app: App, platforms: dict[Platform, AppPlatform], audience: list[int]) -> AppDraft:
+    return AppDraft(
+        name=app.name,
+        identifier=app.identifier,
+        kind=AppKind(app.kind),
+        category_id=str(app.category_id),
+        user_removable=app.user_removable,
+        audience_mode=AudienceMode(app.audience_mode),
+        audience_ids=[str(cid) for cid in audience],
+        platforms={
+            p: PlatformDraft(
+                launch_mode=LaunchMode(row.launch_mode),
+                web_url=row.web_url,
+                run_path=row.run_path,
+                download_url=row.download_url,
+                embedded_browser=row.embedded_browser,
+                auto_login=row.auto_login,
+                login_params=row.login_params,
+            )
+            for p, row in platforms.items()
+        },
+        icon=app.icon,
+    )
+
+
+def _apply_patch(draft: AppDraft, patch: AppPatch) -> AppDraft:
+    if patch.name is not None:
+        draft.name = patch.name
+    if patch.identifier is not None:
+        draft.identifier = patch.identifier
+    if patch.kind is not None:
+        draft.kind = patch.kind
+    if patch.category_id is not None:
+        draft.category_id = patch.category_id
+    if patch.user_removable is not None:
+        draft.user_removable = patch.user_removable
+    if patch.audience_mode is not None:
+        draft.audience_mode = patch.audience_mode
+        draft.audience_ids = list(patch.audience_ids)
+    for platform, settings in patch.platforms.items():
+        if settings is None:
+            draft.platforms.pop(platform, None)
+        else:
+            draft.platforms[platform] = settings
+    if patch.icon is not None:
+        draft.icon = patch.icon
+    return draft
+
+
+async def update_app(
+    *, db: Database, broker: Broker, principal: Principal, app_id: int, patch: AppPatch
+) -> App:
+    """Change the fields ``patch`` names, keeping the others (issue 3 ``updateApp``).
+
+    The app as it would become is checked against every rule of ``create_app`` at once
+    (``InvalidInput``, paths ``input.*``); an enterprise administrator keeps the app an
+    ``ENTERPRISE`` app for their own enterprise (its audience stays forced). A new category
+    puts the app last in it. Same authorisation and errors as ``administered_app``. Audited
+    with the changed fields before and after; live clients are told.
+    """
+    await administered_app(db=db, principal=principal, app_id=app_id)
+    role_errors: list[FieldError] = []
+    if principal.role is Role.ENTERPRISE_ADMIN:
+        if patch.kind is not None and patch.kind is not AppKind.ENTERPRISE:
+            role_errors.append(
+                FieldError(
+                    "input.kind",
+                    "enterprise administrators manage ENTERPRISE apps only",
+                    "FORBIDDEN_KIND",
+                )
+            )
+        patch.audience_mode = None  # forced to their enterprise: never changed
+    try:
+        async with db.write() as session:
+            app = await catalogue.get_app(session, app_id)
+            if app is None:  # deleted meanwhile
+                raise AppNotFound(app_id)
+            platforms, audience = await _app_state(session, app_id)
+            for loaded in platforms.values():  # replaced below by rows with the same keys
+                session.expunge(loaded)
+            before = audit.app_snapshot(app, platforms, audience)
+            draft = _apply_patch(_draft_of(app, platforms, audience), patch)
+            new, new_platforms, new_audience, category_id, errors = validate_draft(draft)
+            errors = role_errors + errors
+            await _check_references(
+                session, new, category_id if patch.category_id is not None else None, errors
+            )
+            if (
+                new.identifier_key != app.identifier_key
+                and IDENTIFIER.fullmatch(new.identifier)
+                and await catalogue.identifier_taken(session, new.identifier)
+            ):
+                errors.append(
+                    FieldError(
+                        "input.identifier",
+                        "is already used by another app (case-insensitive)",
+                        "IDENTIFIER_TAKEN",
+                    )
+                )
+            if errors:
+                raise InvalidInput(errors)
+            old_icon = app.icon
+            if new.category_id != app.category_id:
+                app.position = await catalogue.next_app_position(session, new.category_id)
+            for name in (
+                "name",
+                "identifier",
+                "identifier_key",
+                "kind",
+                "icon",
+                "category_id",
+                "user_removable",
+                "audience_mode",
+            ):
+                setattr(app, name, getattr(new, name))
+            app.updated_at = utcnow()
+            await session.execute(delete(platform_t).where(platform_t.c.app_id == app_id))
+            await session.execute(delete(audience_t).where(audience_t.c.app_id == app_id))
+            for row in new_platforms.values():
+                row.app_id = app_id
+                session.add(row)
+            session.add_all(AppAudience(app_id=app_id, cid=cid) for cid in new_audience)
+            await session.flush()
+            if old_icon != app.icon:
+                await icon_store.delete_if_unreferenced(session, old_icon)
+            after = audit.app_snapshot(app, new_platforms, new_audience)
+            _record(session, principal, audit.APP_UPDATE, app, before, after)
+    except IntegrityError as error:
+        raise InvalidInput.single(
+            "input.identifier",
+            "is already used by another app (case-insensitive)",
+            "IDENTIFIER_TAKEN",
+        ) from error
+    await publish_change(broker, (app_id,))
+    return app
+
+
+async def set_app_enabled(
+    *, db: Database, broker: Broker, principal: Principal, app_id: int, enabled: bool
+) -> App:
+    """Enable or disable an app (issue 3 ``enableApp`` / ``disableApp``). A disabled app is on
+    no workbench and refuses vendors' calls (SPEC §3, §6); its badges and users' removals are
+    kept for when it returns. Idempotent; audited when it changes something; live clients are
+    told. Same authorisation and errors as ``administered_app``.
+    """
+    await administered_app(db=db, principal=principal, app_id=app_id)
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        if app is None:
+            raise AppNotFound(app_id)
+        if app.enabled == enabled:
+            return app
+        app.enabled = enabled
+        app.updated_at = utcnow()
+        action = audit.APP_ENABLE if enabled else audit.APP_DISABLE
+        _record(session, principal, action, app, {"enabled": not enabled}, {"enabled": enabled})
+    await publish_change(broker, (app_id,))
+    return app
+
+
+async def delete_app(*, db: Database, broker: Broker, principal: Principal, app_id: int) -> App:
+    """Delete an app for good (issue 3 ``deleteApp``): its platforms, audience, every user's
+    badge and removal of it, and its uploaded icon when no other app uses it, go with it.
+    Its id is never reused. Live clients drop it (their badge totals shrink at once).
+
+    Same authorisation and errors as ``administered_app``; audited with the app as it was.
+    Returns the deleted row.
+    """
+    await administered_app(db=db, principal=principal, app_id=app_id)
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        if app is None:
+            raise AppNotFound(app_id)
+        platforms, audience = await _app_state(session, app_id)
+        before = audit.app_snapshot(app, platforms, audience)
+        # Badges, removals, platforms and audience go by ON DELETE CASCADE.
+        await session.execute(delete(app_t).where(app_t.c.id == app_id))
+        session.expunge(app)
+        await icon_store.delete_if_unreferenced(session, app.icon)
+        _record(session, principal, audit.APP_DELETE, app, before, None)
+    await publish_change(broker, (app_id,))
+    return app
+
+
+MAX_SEARCH_LENGTH = 100
+
+
+async def list_apps(
+    *,
+    db: Database,
+    principal: Principal,
+    where: catalogue.AppFilter,
+    first: int | None,
+    after: str | None,
+) -> Page[App]:
+    """The apps an administrator manages, matching ``where``, by id, one page at a time
+    (issue 3 ``apps``). An enterprise administrator sees only their own apps.
+
+    Raises ``PermissionDenied`` for users and vendors, ``InvalidInput`` for a bad page size,
+    cursor or a search over ``MAX_SEARCH_LENGTH`` characters.
+    """
+    if not principal.is_admin:
+        raise PermissionDenied("only administrators may list apps")
+    limit = page_size(first)
+    after_id = decode_cursor("app", after)
+    if where.search is not None and len(where.search) > MAX_SEARCH_LENGTH:
+        raise InvalidInput.single(
+            "filter.search", f"at most {MAX_SEARCH_LENGTH} characters", "TOO_LONG"
+        )
+    if principal.role is Role.ENTERPRISE_ADMIN:
+        where = replace(where, owner_cid=principal.cid)
+    search = (where.search or "").strip()
+    where = replace(where, search=search or None)
+    async with db.read() as session:
+        rows, total = await catalogue.find_apps(session, where, after_id=after_id, limit=limit + 1)
+    page = rows[:limit]
+    return Page(
+        rows=page,
+        cursors=[encode_cursor("app", app.id or 0) for app in page],
+        has_next_page=len(rows) > limit,
+        total_count=total,
+    )
+
+
+async def set_app_icon(
+    *, db: Database, broker: Broker, principal: Principal, app_id: int, icon: ProcessedIcon
+) -> App:
+    """Give the app an uploaded icon (issue 3 item 4), already checked by
+    ``resolvers.icons.process_icon``. The image is stored once per content (apps uploading
+    the same bytes share it); the app's previous uploaded icon goes when no app uses it.
+
+    Same authorisation and errors as ``administered_app``; audited; live clients are told.
+    """
+    await administered_app(db=db, principal=principal, app_id=app_id)
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        if app is None:
+            raise AppNotFound(app_id)
+        old = app.icon
+        stored = await icon_store.save_icon(session, icon)
+        app.icon = icon_store.icon_ref(stored.id)
+        app.updated_at = utcnow()
+        await session.flush()
+        if old != app.icon:
+            await icon_store.delete_if_unreferenced(session, old)
+        _record(session, principal, audit.APP_SET_ICON, app, {"icon": old}, {"icon": app.icon})
+    await publish_change(broker, (app_id,))
     return app

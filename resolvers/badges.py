@@ -16,10 +16,12 @@ memory bounded by the user's app count).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,8 +30,12 @@ from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
 from resolvers.identity import Principal
 from storage import badges as store
 from storage import catalogue
+from storage.catalogue import AppRule
 from storage.db import Database
 from storage.models import Platform
+
+if TYPE_CHECKING:
+    from resolvers.catalogue_events import CatalogueWatch
 
 MAX_RECIPIENTS = 10_000
 # Published on a user's channel when what the user sees changed without a badge changing (an
@@ -252,7 +258,9 @@ class _Snapshot:
 class BadgeStream:
     """One subscriber's view of a user's badges on one platform (``None``: all platforms).
 
-    Use ``events()``; the object is also the broker ``Listener`` of the user's channel.
+    Use ``events()``; the object is also the broker ``Listener`` of the user's channel and,
+    with a ``watch``, a ``CatalogueListener``: when an administrator's change adds or hides an
+    app for this user, the stream sends a SNAPSHOT computed in memory (no database read).
     """
 
     def __init__(
@@ -263,9 +271,13 @@ class BadgeStream:
         cid: int,
         uid: int,
         platform: Platform | None,
+        watch: CatalogueWatch | None = None,
     ) -> None:
         self._db = db
         self._broker = broker
+        self._watch = watch
+        self._removed: set[int] = set()
+        self._layout_changed = False
         self._cid = cid
         self._uid = uid
         self._platform = platform
@@ -305,6 +317,36 @@ class BadgeStream:
         self._reload = True
         self._wake.set()
 
+    def known_app_ids(self) -> set[int]:
+        """The apps this stream counts (for "everything changed" checks)."""
+        return set(self._visible)
+
+    def catalogue_changed(self, app_ids: Collection[int], rules: Mapping[int, AppRule]) -> None:
+        """``CatalogueListener``: count or stop counting apps whose visibility changed."""
+        if self._pending is not None:  # loading: the snapshot being read may predate this
+            self._reload = True
+            self._wake.set()
+            return
+        for app_id in app_ids:
+            rule = rules.get(app_id)
+            shows = rule is not None and rule.shows(
+                self._cid, self._platform, removed=app_id in self._removed
+            )
+            self._max_app_id = max(self._max_app_id, app_id)
+            if shows == (app_id in self._visible):
+                continue
+            count = self._unread.get(app_id, 0)
+            if shows:
+                self._visible.add(app_id)
+                self._total += count
+            else:
+                self._visible.discard(app_id)
+                self._total -= count
+                self._dirty.discard(app_id)
+            self._layout_changed = True
+        if self._layout_changed:
+            self._wake.set()
+
     def _apply(self, message: bytes) -> None:
         data = json.loads(message)
         version = data["v"]
@@ -338,6 +380,9 @@ class BadgeStream:
                 session, cid=self._cid, uid=self._uid, platform=self._platform
             )
             max_app_id = await catalogue.max_app_id(session)
+            removed = await catalogue.removed_app_ids(session, cid=self._cid, uid=self._uid)
+        self._removed = removed
+        self._layout_changed = False
         self._base_version = self._version = self._unseen_version = state.version
         self._unseen = state.unseen
         self._unread = unread
@@ -352,6 +397,7 @@ class BadgeStream:
 
     def _snapshot_event(self) -> BadgeEventData:
         self._dirty.clear()
+        self._layout_changed = False
         shown = (min(self._unseen, self._total), self._total)
         self._shown = shown
         return BadgeEventData(
@@ -381,8 +427,17 @@ class BadgeStream:
         """A SNAPSHOT, then an event for each change the user's view shows, until closed.
 
         A change that alters nothing this view shows (another platform's app) yields nothing.
-        When the catalogue gains an app or messages may have been lost, a fresh SNAPSHOT.
+        When the apps counted change (an administrator's change, a removal) or messages may
+        have been lost, a fresh SNAPSHOT.
         """
+        following = (
+            self._watch.register(self) if self._watch is not None else contextlib.nullcontext()
+        )
+        with following:
+            async for event in self._events():
+                yield event
+
+    async def _events(self) -> AsyncGenerator[BadgeEventData, None]:
         async with self._broker.listen(user_channel(self._cid, self._uid), self):
             await self._load()
             yield self._snapshot_event()
@@ -391,6 +446,9 @@ class BadgeStream:
                 self._wake.clear()
                 if self._reload:
                     await self._load()
+                    yield self._snapshot_event()
+                    continue
+                if self._layout_changed:
                     yield self._snapshot_event()
                     continue
                 event = self._change_event()

@@ -11,6 +11,10 @@ Rules:
   categories hold apps needs ``move_categories_to`` (another group: its categories move there,
   last); deleting a category that holds apps needs ``move_apps_to`` (another category: its apps
   move there, last). An empty group's categories go with it.
+
+Every change is recorded in the audit log (``resolvers.audit``) in its own transaction, and,
+once committed, the apps whose place on workbenches changed are announced to live clients
+(``resolvers.catalogue_events``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from collections.abc import Sequence
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pubsub import Broker
+from resolvers import audit
+from resolvers.catalogue_events import publish_change
 from resolvers.errors import InvalidInput, PermissionDenied
 from resolvers.identity import Principal, Role
 from resolvers.text import has_control, has_letter_or_digit, name_units
@@ -114,6 +121,40 @@ async def _renumber(
         await session.execute(update(table).where(table.c.id == row_id).values(position=position))
 
 
+async def _apps_of_groups(session: AsyncSession, group_ids: Sequence[int]) -> list[int]:
+    stmt = select(category_t.c.id).where(category_t.c.group_id.in_(list(group_ids)))
+    categories = list((await session.execute(stmt)).scalars().all())
+    return await catalogue.app_ids_in_categories(session, categories)
+
+
+def _record(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    target_id: int | None,
+    before: dict[str, object] | None,
+    after: AppGroup | AppCategory | None,
+) -> None:
+    # One audit entry for a group or category change; ``after`` is the row as it now stands.
+    if isinstance(after, AppGroup):
+        snapshot: dict[str, object] | None = audit.group_snapshot(after)
+    elif isinstance(after, AppCategory):
+        snapshot = audit.category_snapshot(after)
+    else:
+        snapshot = None
+    is_group = action.startswith("group.")
+    audit.record(
+        session,
+        actor=principal,
+        action=action,
+        target_type=audit.TARGET_GROUP if is_group else audit.TARGET_CATEGORY,
+        target_id=target_id,
+        scope_cid=None,
+        before=before,
+        after=snapshot,
+    )
+
+
 def _name_taken(kind: str) -> InvalidInput:
     return InvalidInput.single("name", f"another {kind} already has this name", "NAME_TAKEN")
 
@@ -131,10 +172,13 @@ async def create_group(*, db: Database, principal: Principal, name: str) -> AppG
         group = AppGroup(name=text, position=last + 1)
         session.add(group)
         await session.flush()
+        _record(session, principal, audit.GROUP_CREATE, group.id, None, group)
     return group
 
 
-async def rename_group(*, db: Database, principal: Principal, group_id: int, name: str) -> AppGroup:
+async def rename_group(
+    *, db: Database, broker: Broker, principal: Principal, group_id: int, name: str
+) -> AppGroup:
     """Rename a group. Raises ``PermissionDenied`` or ``InvalidInput``."""
     _require_platform_admin(principal)
     text = clean_name(name)
@@ -142,28 +186,54 @@ async def rename_group(*, db: Database, principal: Principal, group_id: int, nam
         group = await _group(session, group_id)
         if await _group_name_taken(session, text, group_id):
             raise _name_taken("group")
+        before = audit.group_snapshot(group)
         group.name = text
+        _record(session, principal, audit.GROUP_RENAME, group_id, before, group)
+        apps = await _apps_of_groups(session, [group_id])
+    await publish_change(broker, apps)
     return group
 
 
 async def reorder_groups(
-    *, db: Database, principal: Principal, group_ids: Sequence[int]
+    *, db: Database, broker: Broker, principal: Principal, group_ids: Sequence[int]
 ) -> GroupTree:
     """Put the groups in the given order (every group exactly once); returns the new tree."""
     _require_platform_admin(principal)
     async with db.write() as session:
-        existing = {g.id for g, _ in await catalogue.list_groups(session)}
+        tree = await catalogue.list_groups(session)
+        existing = {g.id for g, _ in tree}
+        before = {"order": [g.id for g, _ in tree]}
         await _renumber(session, group_t, group_ids, existing, "every group")
-        return await catalogue.list_groups(session)
+        audit.record(
+            session,
+            actor=principal,
+            action=audit.GROUP_REORDER,
+            target_type=audit.TARGET_GROUP,
+            target_id=None,
+            scope_cid=None,
+            before=before,
+            after={"order": list(group_ids)},
+        )
+        apps = await _apps_of_groups(session, list(group_ids))
+        tree = await catalogue.list_groups(session)
+    await publish_change(broker, apps)
+    return tree
 
 
 async def delete_group(
-    *, db: Database, principal: Principal, group_id: int, move_categories_to: int | None
+    *,
+    db: Database,
+    broker: Broker,
+    principal: Principal,
+    group_id: int,
+    move_categories_to: int | None,
 ) -> None:
     """Delete a group (see the module rules). Raises ``PermissionDenied`` or ``InvalidInput``."""
     _require_platform_admin(principal)
     async with db.write() as session:
-        await _group(session, group_id)
+        group = await _group(session, group_id)
+        before = {**audit.group_snapshot(group), "moveCategoriesTo": move_categories_to}
+        apps = await _apps_of_groups(session, [group_id])
         if group_id == DEFAULT_GROUP_ID:
             raise InvalidInput.single("id", "the default group cannot be deleted", "DEFAULT_GROUP")
         categories = [
@@ -201,6 +271,8 @@ async def delete_group(
         else:
             await session.execute(delete(category_t).where(category_t.c.group_id == group_id))
         await session.execute(delete(group_t).where(group_t.c.id == group_id))
+        _record(session, principal, audit.GROUP_DELETE, group_id, before, None)
+    await publish_change(broker, apps)
 
 
 async def create_category(
@@ -223,11 +295,12 @@ async def create_category(
         category = AppCategory(group_id=group_id, name=text, position=last + 1)
         session.add(category)
         await session.flush()
+        _record(session, principal, audit.CATEGORY_CREATE, category.id, None, category)
     return category
 
 
 async def rename_category(
-    *, db: Database, principal: Principal, category_id: int, name: str
+    *, db: Database, broker: Broker, principal: Principal, category_id: int, name: str
 ) -> AppCategory:
     """Rename a category. Raises ``PermissionDenied`` or ``InvalidInput``."""
     _require_platform_admin(principal)
@@ -236,31 +309,61 @@ async def rename_category(
         category = await _category(session, category_id)
         if await _category_name_taken(session, category.group_id, text, category_id):
             raise _name_taken("category of this group")
+        before = audit.category_snapshot(category)
         category.name = text
+        _record(session, principal, audit.CATEGORY_RENAME, category_id, before, category)
+        apps = await catalogue.app_ids_in_categories(session, [category_id])
+    await publish_change(broker, apps)
     return category
 
 
 async def reorder_categories(
-    *, db: Database, principal: Principal, group_id: int, category_ids: Sequence[int]
+    *,
+    db: Database,
+    broker: Broker,
+    principal: Principal,
+    group_id: int,
+    category_ids: Sequence[int],
 ) -> GroupTree:
     """Put a group's categories in the given order (each exactly once); returns the tree."""
     _require_platform_admin(principal)
     async with db.write() as session:
         await _group(session, group_id, "groupId")
-        existing = {
-            c.id for g, cs in await catalogue.list_groups(session) if g.id == group_id for c in cs
-        }
+        current = [
+            c for g, cs in await catalogue.list_groups(session) if g.id == group_id for c in cs
+        ]
+        existing = {c.id for c in current}
         await _renumber(session, category_t, category_ids, existing, "every category of the group")
-        return await catalogue.list_groups(session)
+        audit.record(
+            session,
+            actor=principal,
+            action=audit.CATEGORY_REORDER,
+            target_type=audit.TARGET_GROUP,
+            target_id=group_id,
+            scope_cid=None,
+            before={"order": [c.id for c in current]},
+            after={"order": list(category_ids)},
+        )
+        apps = await catalogue.app_ids_in_categories(session, list(category_ids))
+        tree = await catalogue.list_groups(session)
+    await publish_change(broker, apps)
+    return tree
 
 
 async def delete_category(
-    *, db: Database, principal: Principal, category_id: int, move_apps_to: int | None
+    *,
+    db: Database,
+    broker: Broker,
+    principal: Principal,
+    category_id: int,
+    move_apps_to: int | None,
 ) -> None:
     """Delete a category (see the module rules). Raises ``PermissionDenied``/``InvalidInput``."""
     _require_platform_admin(principal)
     async with db.write() as session:
-        await _category(session, category_id)
+        category = await _category(session, category_id)
+        before = {**audit.category_snapshot(category), "moveAppsTo": move_apps_to}
+        moved = await catalogue.app_ids_in_categories(session, [category_id])
         if category_id == DEFAULT_CATEGORY_ID:
             raise InvalidInput.single(
                 "id", "the default category cannot be deleted", "DEFAULT_CATEGORY"
@@ -293,3 +396,5 @@ async def delete_category(
                 "CATEGORY_NOT_EMPTY",
             )
         await session.execute(delete(category_t).where(category_t.c.id == category_id))
+        _record(session, principal, audit.CATEGORY_DELETE, category_id, before, None)
+    await publish_change(broker, moved)

@@ -19,19 +19,54 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from schema.apps import AppAdminMutation, AppMutation, AppQuery
+from schema.apps import (
+    AppAdminMutation,
+    AppLifecycleMutation,
+    AppListQuery,
+    AppMutation,
+    AppQuery,
+    IconMutation,
+    IconQuery,
+)
+from schema.audit import AuditQuery
 from schema.badges import BadgeMutation, BadgeSubscription
 from schema.errors import is_unexpected, masking_extension
 from schema.groups import GroupMutation, GroupQuery
 from schema.limits import DocumentLimiter
 from schema.visibility import VisibilityQuery
-from schema.workbench import RemovalMutation, RemovalQuery, WorkbenchQuery
-
-Query = merge_types("Query", (WorkbenchQuery, RemovalQuery, VisibilityQuery, GroupQuery, AppQuery))
-Mutation = merge_types(
-    "Mutation", (AppMutation, AppAdminMutation, BadgeMutation, RemovalMutation, GroupMutation)
+from schema.workbench import (
+    RemovalMutation,
+    RemovalQuery,
+    WorkbenchQuery,
+    WorkbenchSubscription,
 )
-Subscription = merge_types("Subscription", (BadgeSubscription,))
+
+Query = merge_types(
+    "Query",
+    (
+        WorkbenchQuery,
+        RemovalQuery,
+        VisibilityQuery,
+        GroupQuery,
+        AppQuery,
+        AppListQuery,
+        AuditQuery,
+        IconQuery,
+    ),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        AppMutation,
+        AppAdminMutation,
+        AppLifecycleMutation,
+        BadgeMutation,
+        RemovalMutation,
+        GroupMutation,
+        IconMutation,
+    ),
+)
+Subscription = merge_types("Subscription", (BadgeSubscription, WorkbenchSubscription))
 
 
 logger = logging.getLogger("workbench.graphql")

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import enum
 from datetime import datetime
+from typing import Any, cast
 
 import strawberry
+from strawberry.file_uploads import Upload
 
 from resolvers import apps as app_resolvers
+from resolvers import icons as icon_resolvers
 from resolvers.errors import AppNotFound, InvalidInput
 from resolvers.identity import parse_id
 from schema.context import Context
 from schema.enums import AppKind, AudienceMode, LaunchMode, Platform
 from schema.errors import UserError, domain_errors, user_errors
-from storage import models
+from storage import catalogue, models
+
+
+@strawberry.enum(description="Which image of an app's icon.")
+class IconSize(enum.Enum):
+    ORIGINAL = "ORIGINAL"
+    SIZE_48 = "SIZE_48"
 
 
 @strawberry.type(description="How one platform launches an app.")
@@ -79,9 +90,19 @@ class App:
     def kind(self) -> AppKind:
         return AppKind(self.row.kind)
 
-    @strawberry.field(description="Absolute URL of the app's icon.")
-    def icon_url(self, info: strawberry.Info[Context, None]) -> str:
-        return info.context.icon_url(self.row.icon)
+    @strawberry.field(
+        description="Absolute URL of the app's icon: as uploaded, or its 48x48 PNG rendition."
+    )
+    def icon_url(
+        self, info: strawberry.Info[Context, None], size: IconSize = IconSize.ORIGINAL
+    ) -> str:
+        return info.context.icon_url(self.row.icon, rendition_48=size is IconSize.SIZE_48)
+
+    @strawberry.field(
+        description="The icon as AppInput.icon takes it: a built-in name or sha256:<id>."
+    )
+    def icon(self) -> str:
+        return self.row.icon
 
     @strawberry.field(description="The legacy appkey; administrators of this app only, else null.")
     def app_key(self, info: strawberry.Info[Context, None]) -> str | None:
@@ -256,7 +277,10 @@ class AppMutation:
             principal = context.caller()
             try:
                 created = await app_resolvers.create_app(
-                    db=context.db, principal=principal, draft=input.to_draft()
+                    db=context.db,
+                    principal=principal,
+                    draft=input.to_draft(),
+                    broker=context.broker,
                 )
             except InvalidInput as error:
                 return AppPayload(errors=user_errors(error))
@@ -314,10 +338,289 @@ class AppAdminMutation:
             try:
                 row = await app_resolvers.move_app(
                     db=context.db,
+                    broker=context.broker,
                     principal=context.caller(),
                     app_id=parse_id(app_id, "appId"),
                     category_id=parse_id(category_id, "categoryId"),
                     position=position,
+                )
+            except InvalidInput as error:
+                return AppPayload(errors=user_errors(error))
+        return AppPayload(app=App(row=row))
+
+
+def _unset_or(value: Any) -> Any:
+    return None if value is strawberry.UNSET else value
+
+
+@strawberry.input(
+    description=(
+        "A partial change of an app: a field absent or null stays as it is, except pc, "
+        "android and ios, where null takes the app off that platform."
+    )
+)
+class AppPatchInput:
+    name: str | None = strawberry.UNSET
+    identifier: str | None = strawberry.UNSET
+    kind: AppKind | None = strawberry.UNSET
+    category_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="Moves the app, last in that category."
+    )
+    user_removable: bool | None = strawberry.UNSET
+    audience: AudienceInput | None = strawberry.UNSET
+    icon: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A built-in icon name, or an uploaded icon's id (sha256:...).",
+    )
+    pc: PlatformSettingsInput | None = strawberry.UNSET
+    android: PlatformSettingsInput | None = strawberry.UNSET
+    ios: PlatformSettingsInput | None = strawberry.UNSET
+
+    def to_patch(self) -> app_resolvers.AppPatch:
+        """The resolver-level patch."""
+        audience = _unset_or(self.audience)
+        platforms: dict[Platform, app_resolvers.PlatformDraft | None] = {}
+        for platform, settings in (
+            (Platform.PC, self.pc),
+            (Platform.ANDROID, self.android),
+            (Platform.IOS, self.ios),
+        ):
+            if settings is not strawberry.UNSET:
+                platforms[platform] = None if settings is None else settings.to_draft()
+        category = _unset_or(self.category_id)
+        return app_resolvers.AppPatch(
+            name=_unset_or(self.name),
+            identifier=_unset_or(self.identifier),
+            kind=_unset_or(self.kind),
+            category_id=None if category is None else str(category),
+            user_removable=_unset_or(self.user_removable),
+            audience_mode=None if audience is None else audience.mode,
+            audience_ids=[] if audience is None else [str(c) for c in audience.enterprise_ids],
+            platforms=platforms,
+            icon=_unset_or(self.icon),
+        )
+
+
+@strawberry.type(description="Result of deleting an app.")
+class DeleteAppPayload:
+    deleted_app_id: strawberry.ID | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="Conditions of the apps list; each absent one matches any app.")
+class AppFilter:
+    platform: Platform | None = None
+    kind: AppKind | None = None
+    group_id: strawberry.ID | None = None
+    category_id: strawberry.ID | None = None
+    enterprise_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Apps whose audience admits this enterprise."
+    )
+    search: str | None = strawberry.field(
+        default=None, description="Part of the name or identifier, case-insensitive."
+    )
+    enabled: bool | None = None
+
+    def to_filter(self) -> catalogue.AppFilter:
+        """The storage-level filter; raises ``InvalidInput`` for a malformed id."""
+
+        def parsed(value: strawberry.ID | None, name: str) -> int | None:
+            return None if value is None else parse_id(value, f"filter.{name}")
+
+        return catalogue.AppFilter(
+            platform=self.platform,
+            kind=None if self.kind is None else self.kind.value,
+            group_id=parsed(self.group_id, "groupId"),
+            category_id=parsed(self.category_id, "categoryId"),
+            enterprise_id=parsed(self.enterprise_id, "enterpriseId"),
+            search=self.search,
+            enabled=self.enabled,
+        )
+
+
+@strawberry.type(description="Pagination state of a connection.")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="An app in the apps connection.")
+class AppEdge:
+    cursor: str
+    node: App
+
+
+@strawberry.type(description="A page of apps, by id.")
+class AppConnection:
+    edges: list[AppEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Apps matching the filter, on all pages.")
+
+
+@strawberry.type
+class AppListQuery:
+    @strawberry.field(
+        description=(
+            "The apps the caller administers (platform_admin: all; enterprise_admin: their "
+            "own), by id. first: 1..100, default 20; after: a cursor of the previous page."
+        )
+    )
+    async def apps(
+        self,
+        info: strawberry.Info[Context, None],
+        filter: AppFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> AppConnection:
+        context = info.context
+        with domain_errors():
+            principal = context.caller()
+            where = (filter or AppFilter()).to_filter()
+            page = await app_resolvers.list_apps(
+                db=context.db, principal=principal, where=where, first=first, after=after
+            )
+        return AppConnection(
+            edges=[
+                AppEdge(cursor=cursor, node=App(row=row))
+                for cursor, row in zip(page.cursors, page.rows, strict=True)
+            ],
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                end_cursor=page.cursors[-1] if page.cursors else None,
+            ),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.type
+class AppLifecycleMutation:
+    @strawberry.mutation(
+        description="Change some fields of an app; the others stay. The app's administrators."
+    )
+    async def update_app(
+        self, info: strawberry.Info[Context, None], app_id: strawberry.ID, input: AppPatchInput
+    ) -> AppPayload:
+        context = info.context
+        with domain_errors():
+            try:
+                row = await app_resolvers.update_app(
+                    db=context.db,
+                    broker=context.broker,
+                    principal=context.caller(),
+                    app_id=parse_id(app_id, "appId"),
+                    patch=input.to_patch(),
+                )
+            except InvalidInput as error:
+                return AppPayload(errors=user_errors(error))
+        return AppPayload(app=App(row=row))
+
+    @strawberry.mutation(
+        description="Take an app off every workbench, keeping its data. Its administrators."
+    )
+    async def disable_app(
+        self, info: strawberry.Info[Context, None], app_id: strawberry.ID
+    ) -> AppPayload:
+        return await _set_enabled(info, app_id, enabled=False)
+
+    @strawberry.mutation(description="Bring a disabled app back. Its administrators.")
+    async def enable_app(
+        self, info: strawberry.Info[Context, None], app_id: strawberry.ID
+    ) -> AppPayload:
+        return await _set_enabled(info, app_id, enabled=True)
+
+    @strawberry.mutation(
+        description=(
+            "Delete an app for good, with its badges, users' removals and unshared uploaded "
+            "icon. Its administrators."
+        )
+    )
+    async def delete_app(
+        self, info: strawberry.Info[Context, None], app_id: strawberry.ID
+    ) -> DeleteAppPayload:
+        context = info.context
+        with domain_errors():
+            try:
+                row = await app_resolvers.delete_app(
+                    db=context.db,
+                    broker=context.broker,
+                    principal=context.caller(),
+                    app_id=parse_id(app_id, "appId"),
+                )
+            except InvalidInput as error:
+                return DeleteAppPayload(errors=user_errors(error))
+        return DeleteAppPayload(deleted_app_id=strawberry.ID(str(row.id)))
+
+
+async def _set_enabled(
+    info: strawberry.Info[Context, None], app_id: strawberry.ID, *, enabled: bool
+) -> AppPayload:
+    context = info.context
+    with domain_errors():
+        try:
+            row = await app_resolvers.set_app_enabled(
+                db=context.db,
+                broker=context.broker,
+                principal=context.caller(),
+                app_id=parse_id(app_id, "appId"),
+                enabled=enabled,
+            )
+        except InvalidInput as error:
+            return AppPayload(errors=user_errors(error))
+    return AppPayload(app=App(row=row))
+
+
+@strawberry.type(description="A built-in icon an app may use (AppInput.icon).")
+class BuiltinIcon:
+    name: str
+    url: str
+
+
+@strawberry.type
+class IconQuery:
+    @strawberry.field(description="The built-in icons, 48x48 PNG.")
+    def builtin_icons(self, info: strawberry.Info[Context, None]) -> list[BuiltinIcon]:
+        with domain_errors():
+            info.context.caller()
+        return [
+            BuiltinIcon(name=name, url=info.context.icon_url(name))
+            for name in app_resolvers.BUILTIN_ICONS
+        ]
+
+
+@strawberry.type
+class IconMutation:
+    @strawberry.mutation(
+        description=(
+            "Upload an app's icon (GraphQL multipart request): GIF, JPEG or PNG by content, "
+            "at most 1 MiB and 2048x2048. The app's administrators."
+        )
+    )
+    async def set_app_icon(
+        self, info: strawberry.Info[Context, None], app_id: strawberry.ID, icon: Upload
+    ) -> AppPayload:
+        context = info.context
+        with domain_errors():
+            try:
+                principal = context.caller()
+                parsed_id = parse_id(app_id, "appId")
+                await app_resolvers.administered_app(
+                    db=context.db, principal=principal, app_id=parsed_id
+                )
+                # The Upload scalar passes any variable value through: only a multipart file
+                # part (Starlette's UploadFile) can be read.
+                if not callable(getattr(icon, "read", None)):
+                    raise InvalidInput.single(
+                        "icon", "must be a file sent as a multipart upload", "NOT_A_FILE"
+                    )
+                reader = cast(icon_resolvers.AsyncReader, icon)
+                data = await icon_resolvers.read_upload(reader, field="icon")
+                processed = await asyncio.to_thread(icon_resolvers.process_icon, data, "icon")
+                row = await app_resolvers.set_app_icon(
+                    db=context.db,
+                    broker=context.broker,
+                    principal=principal,
+                    app_id=parsed_id,
+                    icon=processed,
                 )
             except InvalidInput as error:
                 return AppPayload(errors=user_errors(error))

@@ -133,6 +133,7 @@ class BadgeSubscription:
             cid=principal.cid,
             uid=principal.uid,
             platform=platform,
+            watch=context.watch,
         )
         events = stream.events()
         try:

@@ -14,9 +14,11 @@ from strawberry.dataloader import DataLoader
 
 from auth import TokenCodec
 from pubsub import Broker
+from resolvers.catalogue_events import CatalogueWatch
 from resolvers.errors import NotAuthenticated, PermissionDenied
 from resolvers.identity import Principal, Role
 from storage import catalogue
+from storage import icons as icon_store
 from storage.db import Database
 from storage.models import AppCategory, AppGroup, AppPlatform, Platform
 
@@ -58,6 +60,7 @@ class Context:
 
     db: Database
     broker: Broker
+    watch: CatalogueWatch
     codec: TokenCodec
     base_url: str
     loaders: Loaders
@@ -80,6 +83,11 @@ class Context:
             raise PermissionDenied("this field is for workbench users, not vendor tokens")
         return principal
 
-    def icon_url(self, icon: str) -> str:
-        """Absolute URL of an icon served by this service."""
-        return f"{self.base_url}/icons/{icon}.png"
+    def icon_url(self, icon: str, *, rendition_48: bool = False) -> str:
+        """Absolute URL of icon ``icon`` (a built-in name or an uploaded icon's reference)
+        served by this service; ``rendition_48``: its 48x48 PNG (built-ins are 48x48)."""
+        uploaded = icon_store.uploaded_icon_id(icon)
+        if uploaded is None:
+            return f"{self.base_url}/icons/{icon}.png"
+        suffix = "/48.png" if rendition_48 else ""
+        return f"{self.base_url}/icons/u/{uploaded}{suffix}"

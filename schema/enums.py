@@ -9,6 +9,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.badges import BadgeCause
+from resolvers.catalogue_events import WorkbenchChangeKind
 from resolvers.visibility import VisibilityReason
 from storage.models import AppKind, AudienceMode, LaunchMode, Platform
 
@@ -20,7 +21,19 @@ strawberry.enum(
 )
 strawberry.enum(BadgeCause, description="Why a badge event happened.")
 strawberry.enum(
+    WorkbenchChangeKind,
+    description="SNAPSHOT: every app shown; ADDED, CHANGED or REMOVED: those apps.",
+)
+strawberry.enum(
     VisibilityReason, description="A rule of SPEC §3 that keeps an app off a workbench."
 )
 
-__all__ = ["AppKind", "AudienceMode", "BadgeCause", "LaunchMode", "Platform", "VisibilityReason"]
+__all__ = [
+    "AppKind",
+    "AudienceMode",
+    "BadgeCause",
+    "LaunchMode",
+    "Platform",
+    "VisibilityReason",
+    "WorkbenchChangeKind",
+]

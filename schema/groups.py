@@ -124,7 +124,11 @@ class GroupMutation:
 
         async def work() -> tuple[models.AppGroup, list[models.AppCategory]]:
             group = await group_resolvers.rename_group(
-                db=context.db, principal=context.caller(), group_id=parse_id(id, "id"), name=name
+                db=context.db,
+                broker=context.broker,
+                principal=context.caller(),
+                group_id=parse_id(id, "id"),
+                name=name,
             )
             tree = await group_resolvers.list_groups(db=context.db, principal=context.caller())
             return next((g, cs) for g, cs in tree if g.id == group.id)
@@ -140,7 +144,10 @@ class GroupMutation:
 
         async def work() -> group_resolvers.GroupTree:
             return await group_resolvers.reorder_groups(
-                db=context.db, principal=context.caller(), group_ids=_ids(ids, "ids")
+                db=context.db,
+                broker=context.broker,
+                principal=context.caller(),
+                group_ids=_ids(ids, "ids"),
             )
 
         tree, errors = await _attempt(work())
@@ -160,6 +167,7 @@ class GroupMutation:
         async def work() -> strawberry.ID:
             await group_resolvers.delete_group(
                 db=context.db,
+                broker=context.broker,
                 principal=context.caller(),
                 group_id=parse_id(id, "id"),
                 move_categories_to=None
@@ -196,7 +204,11 @@ class GroupMutation:
 
         async def work() -> models.AppCategory:
             return await group_resolvers.rename_category(
-                db=context.db, principal=context.caller(), category_id=parse_id(id, "id"), name=name
+                db=context.db,
+                broker=context.broker,
+                principal=context.caller(),
+                category_id=parse_id(id, "id"),
+                name=name,
             )
 
         category, errors = await _attempt(work())
@@ -214,6 +226,7 @@ class GroupMutation:
         async def work() -> group_resolvers.GroupTree:
             return await group_resolvers.reorder_categories(
                 db=context.db,
+                broker=context.broker,
                 principal=context.caller(),
                 group_id=parse_id(group_id, "groupId"),
                 category_ids=_ids(ids, "ids"),
@@ -234,6 +247,7 @@ class GroupMutation:
         async def work() -> strawberry.ID:
             await group_resolvers.delete_category(
                 db=context.db,
+                broker=context.broker,
                 principal=context.caller(),
                 category_id=parse_id(id, "id"),
                 move_apps_to=None if move_apps_to is None else parse_id(move_apps_to, "moveAppsTo"),

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import strawberry
 
+from resolvers.catalogue_events import WorkbenchChangeStream
 from resolvers.errors import InvalidInput
 from resolvers.identity import parse_id
 from resolvers.workbench import list_removed_apps, load_workbench, remove_app, restore_app
 from schema.apps import App
 from schema.context import Context
-from schema.enums import Platform
+from schema.enums import Platform, WorkbenchChangeKind
 from schema.errors import UserError, domain_errors, user_errors
 from storage.models import App as AppRow
 
@@ -154,3 +155,47 @@ async def _change_removal(
         except InvalidInput as error:
             return AppRemovalPayload(errors=user_errors(error))
     return AppRemovalPayload(app=App(row=app))
+
+
+@strawberry.type(description="A change of the apps on the caller's workbench for one platform.")
+class WorkbenchChange:
+    platform: Platform
+    kind: WorkbenchChangeKind
+    app_ids: list[strawberry.ID] = strawberry.field(
+        description="SNAPSHOT: every app shown, ascending; otherwise the apps concerned."
+    )
+
+
+@strawberry.type
+class WorkbenchSubscription:
+    @strawberry.subscription(
+        description=(
+            "First a SNAPSHOT of the app ids on the caller's workbench for the platform, then "
+            "an event whenever an app is added to it, changed, or leaves it (hidden, disabled, "
+            "deleted, or removed by the user on any device): refetch `workbench` on each."
+        )
+    )
+    async def workbench_changed(
+        self, info: strawberry.Info[Context, None], platform: Platform
+    ) -> AsyncGenerator[WorkbenchChange, None]:
+        context = info.context
+        with domain_errors():
+            principal = context.user()
+        stream = WorkbenchChangeStream(
+            db=context.db,
+            broker=context.broker,
+            watch=context.watch,
+            cid=principal.cid,
+            uid=principal.uid,
+            platform=platform,
+        )
+        events = stream.events()
+        try:
+            async for event in events:
+                yield WorkbenchChange(
+                    platform=event.platform,
+                    kind=event.kind,
+                    app_ids=[strawberry.ID(str(a)) for a in event.app_ids],
+                )
+        finally:
+            await events.aclose()

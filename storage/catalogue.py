@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select
@@ -369,3 +369,150 @@ async def apps_in_category(session: AsyncSession, category_id: int) -> list[App]
         select(App).where(app_t.c.category_id == category_id).order_by(app_t.c.position, app_t.c.id)
     )
     return list((await session.execute(stmt)).scalars().all())
+
+
+@dataclass(frozen=True, slots=True)
+class AppRule:
+    """What decides where an app shows (SPEC §3), for checks in memory: the same rule as
+    ``visible_to``, kept beside it so the two cannot drift apart unnoticed (tests compare them).
+    """
+
+    app_id: int
+    enabled: bool
+    user_removable: bool
+    platforms: frozenset[Platform]
+    audience_mode: AudienceMode
+    audience: frozenset[int]
+
+    def admits(self, cid: int) -> bool:
+        """The audience admits enterprise ``cid`` (ALL minus hidden, or SELECTED)."""
+        listed = cid in self.audience
+        return not listed if self.audience_mode is AudienceMode.ALL else listed
+
+    def shows(self, cid: int, platform: Platform | None, *, removed: bool) -> bool:
+        """The app is on the workbench of a user of ``cid`` for ``platform`` (``None``: any);
+        ``removed``: the user has a removal recorded for it."""
+        on_platform = bool(self.platforms) if platform is None else platform in self.platforms
+        return (
+            self.enabled
+            and on_platform
+            and self.admits(cid)
+            and not (self.user_removable and removed)
+        )
+
+
+async def app_rules(session: AsyncSession, app_ids: Collection[int] | None) -> dict[int, AppRule]:
+    """The visibility rule of each given app that exists (``None``: every app)."""
+    apps = select(
+        app_t.c.id, app_t.c.enabled, app_t.c.user_removable, app_t.c.audience_mode
+    ).order_by(app_t.c.id)
+    platforms = select(platform_t.c.app_id, platform_t.c.platform)
+    audience = select(audience_t.c.app_id, audience_t.c.cid)
+    if app_ids is not None:
+        wanted = [a for a in set(app_ids) if 0 <= a <= MAX_ROW_ID]
+        if not wanted:
+            return {}
+        apps = apps.where(app_t.c.id.in_(wanted))
+        platforms = platforms.where(platform_t.c.app_id.in_(wanted))
+        audience = audience.where(audience_t.c.app_id.in_(wanted))
+    on: dict[int, set[Platform]] = {}
+    for app_id, platform in (await session.execute(platforms)).all():
+        on.setdefault(app_id, set()).add(Platform(platform))
+    listed: dict[int, set[int]] = {}
+    for app_id, cid in (await session.execute(audience)).all():
+        listed.setdefault(app_id, set()).add(cid)
+    return {
+        app_id: AppRule(
+            app_id=app_id,
+            enabled=bool(enabled),
+            user_removable=bool(removable),
+            platforms=frozenset(on.get(app_id, ())),
+            audience_mode=AudienceMode(mode),
+            audience=frozenset(listed.get(app_id, ())),
+        )
+        for app_id, enabled, removable, mode in (await session.execute(apps)).all()
+    }
+
+
+async def removed_app_ids(session: AsyncSession, *, cid: int, uid: int) -> set[int]:
+    """Ids of every app the user has a removal recorded for (effective or not)."""
+    stmt = select(removal_t.c.app_id).where(removal_t.c.cid == cid, removal_t.c.uid == uid)
+    return set((await session.execute(stmt)).scalars().all())
+
+
+async def app_ids_in_categories(session: AsyncSession, category_ids: Sequence[int]) -> list[int]:
+    """Ids of the apps in the given categories, ascending."""
+    if not category_ids:
+        return []
+    stmt = (
+        select(app_t.c.id).where(app_t.c.category_id.in_(list(category_ids))).order_by(app_t.c.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+@dataclass(frozen=True, slots=True)
+class AppFilter:
+    """Conditions of the administrators' app list; ``None`` means "any". ``owner_cid``
+    restricts to an enterprise administrator's own apps; ``enterprise_id`` to apps whose
+    audience admits that enterprise; ``search`` matches name or identifier, case-insensitive.
+    """
+
+    owner_cid: int | None = None
+    platform: Platform | None = None
+    kind: str | None = None
+    group_id: int | None = None
+    category_id: int | None = None
+    enterprise_id: int | None = None
+    search: str | None = None
+    enabled: bool | None = None
+
+
+def _app_conditions(where: AppFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if where.owner_cid is not None:
+        conditions.append(app_t.c.owner_cid == where.owner_cid)
+    if where.platform is not None:
+        conditions.append(
+            exists().where(
+                platform_t.c.app_id == app_t.c.id, platform_t.c.platform == where.platform.value
+            )
+        )
+    if where.kind is not None:
+        conditions.append(app_t.c.kind == where.kind)
+    if where.category_id is not None:
+        conditions.append(app_t.c.category_id == where.category_id)
+    if where.group_id is not None:
+        conditions.append(
+            app_t.c.category_id.in_(
+                select(category_t.c.id).where(category_t.c.group_id == where.group_id)
+            )
+        )
+    if where.enterprise_id is not None:
+        conditions.append(audience_admits(where.enterprise_id))
+    if where.search:
+        term = where.search.lower()
+        conditions.append(
+            or_(
+                func.lower(app_t.c.name).contains(term, autoescape=True),
+                app_t.c.identifier_key.contains(term, autoescape=True),
+            )
+        )
+    if where.enabled is not None:
+        conditions.append(app_t.c.enabled.is_(where.enabled))
+    return conditions
+
+
+async def find_apps(
+    session: AsyncSession, where: AppFilter, *, after_id: int | None, limit: int
+) -> tuple[list[App], int]:
+    """Up to ``limit`` apps matching ``where`` with ids above ``after_id``, by id, and the
+    number of all matching apps."""
+    conditions = _app_conditions(where)
+    stmt = select(App).where(*conditions).order_by(app_t.c.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(app_t.c.id > after_id)
+    rows = list((await session.execute(stmt)).scalars().all())
+    total = (
+        await session.execute(select(func.count()).select_from(app_t).where(*conditions))
+    ).scalar_one()
+    return rows, int(total)

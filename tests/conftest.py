@@ -40,7 +40,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 TABLES = (
     "app_removal, app_badge, user_badge_state, app_platform, app_audience, app, "
-    "app_category, app_group"
+    "app_category, app_group, icon_image, audit_entry"
 )
 
 if BACKEND not in ("sqlite", "postgresql"):

@@ -188,3 +188,25 @@ async def test_platform_view_ignores_other_platforms_apps(db):
     # then: the first change showed nothing on IOS, so the next event is the second
     assert await next_event(events) == BadgeEventData(BadgeCause.NOTICE, [(everywhere, 1)], 1, 1, 2)
     await events.aclose()
+
+
+async def test_notice_of_an_app_newer_than_the_snapshot_reloads(db):
+    """Without news from the catalogue (another process's change not yet arrived), a notice
+    for an app created after the snapshot makes the stream reload: a SNAPSHOT including it."""
+    broker = MemoryBroker()
+    stream = BadgeStream(db=db, broker=broker, cid=1001, uid=1034, platform=Platform.PC)
+    events = stream.events()
+    try:
+        assert (await next_event(events)).badges == []
+        (app_id,) = await apps(db, "LateComer")
+        # when
+        await push_notice(db=db, broker=broker, app_id=app_id, recipients=[(1001, 1034)])
+        # then
+        event = await next_event(events)
+        assert (event.cause, event.badges, event.unread_total) == (
+            BadgeCause.SNAPSHOT,
+            [(app_id, 1)],
+            1,
+        )
+    finally:
+        await events.aclose()

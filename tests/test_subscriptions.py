@@ -169,17 +169,27 @@ async def test_other_users_events_are_not_delivered(server, http, tokens):
 
 
 async def test_app_created_after_subscribing_gets_a_fresh_snapshot(server, http, tokens):
-    """A notice for an app newer than the subscriber's snapshot yields a SNAPSHOT including it."""
+    """An app created for the user after subscribing arrives as a SNAPSHOT including it, and
+    its notices then count."""
     # given
     user = tokens.user()
     async with badge_subscription(server.ws_url, TRANSPORT_WS, user, "IOS") as client:
         assert event(await client.next_data())["badges"] == []
+        # when
         app = await create_app(http, tokens.admin(), identifier="LateComer")
+        # then
+        assert event(await client.next_data()) == {
+            "cause": "SNAPSHOT",
+            "badges": [{"appId": app["id"], "unread": 0}],
+            "unseenCount": 0,
+            "unreadTotal": 0,
+            "version": 0,
+        }
         # when
         await push(http, app["id"], ["1001,1034"])
         # then
         assert event(await client.next_data()) == {
-            "cause": "SNAPSHOT",
+            "cause": "NOTICE",
             "badges": [{"appId": app["id"], "unread": 1}],
             "unseenCount": 1,
             "unreadTotal": 1,
@@ -207,24 +217,26 @@ async def test_versions_strictly_increase_under_a_burst(server, http, tokens):
 
 
 async def test_subscription_ends_cleanly_on_complete(server, http, tokens):
-    """A client's complete stops the stream and releases its broker listener."""
+    """A client's complete stops the stream and releases its broker listener and its place
+    among the catalogue watch's listeners."""
     # given
+    broker, watch = server.app.state.broker, server.app.state.watch
+    base = broker.listener_count()  # the catalogue watch itself
     async with ws_client(server.ws_url, TRANSPORT_WS) as client:
         await client.init(tokens.user())
         op_id = await client.subscribe(BADGES, {"platform": "PC"})
         await client.next_data()
-        broker = server.app.state.broker
-        assert broker.listener_count() == 1
+        assert (broker.listener_count(), watch.listener_count()) == (base + 1, 1)
         # when
         await client.socket.send(json.dumps({"id": op_id, "type": "complete"}))
         await client.silence(0.3)
         # then
-        assert broker.listener_count() == 0
+        assert (broker.listener_count(), watch.listener_count()) == (base, 0)
         await client.subscribe(BADGES, {"platform": "PC"})
         assert event(await client.next_data())["cause"] == "SNAPSHOT"
-        assert broker.listener_count() == 1
+        assert broker.listener_count() == base + 1
     await asyncio.sleep(0.2)
-    assert broker.listener_count() == 0
+    assert (broker.listener_count(), watch.listener_count()) == (base, 0)
 
 
 # --- authentication and protocol safety -------------------------------------------------------

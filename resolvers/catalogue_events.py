@@ -1,0 +1,314 @@
+"""Live catalogue: administrators' changes reach connected clients (issue 3 items 2 and 6).
+
+After an administrative change commits, its resolver publishes the ids of the apps it touched on
+one broker channel, ``pubsub.CATALOGUE_CHANNEL``, as compact JSON ``{"a": [app_id, ...]}`` (or
+``{"all": 1}`` when more than ``MAX_IDS_PER_MESSAGE`` apps changed at once).
+
+Each process holds one ``CatalogueWatch``: the only listener of that channel. For each batch of
+changed apps it reads their visibility rules (``storage.catalogue.AppRule``) in one query and
+hands them to every local stream, which decides in memory whether its user now sees more or
+fewer apps. So a change seen by 10,000 connected clients costs one database read per process,
+not one per client (no thundering herd).
+
+Streams that take these changes implement ``CatalogueListener``: ``BadgeStream`` (a SNAPSHOT
+when the set of counted apps changes) and ``WorkbenchChangeStream`` here (the
+``workbenchChanged`` subscription).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+from collections.abc import AsyncGenerator, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from pubsub import CATALOGUE_CHANNEL, Broker, user_channel
+from resolvers.badges import RELOAD_MESSAGE
+from storage import catalogue
+from storage.catalogue import AppRule
+from storage.db import Database
+from storage.models import Platform
+
+logger = logging.getLogger("workbench.catalogue")
+
+# Past this many ids, a change message says "everything" instead of listing them.
+MAX_IDS_PER_MESSAGE = 1000
+# Pause after a failed rule read before trying again (the database may be restarting).
+RETRY_DELAY_S = 1.0
+
+
+def encode_change(app_ids: Iterable[int]) -> bytes:
+    """The catalogue-channel message for a change of the given apps (module docstring)."""
+    ids = sorted(set(app_ids))
+    if len(ids) > MAX_IDS_PER_MESSAGE:
+        return b'{"all":1}'
+    return json.dumps({"a": ids}, separators=(",", ":")).encode()
+
+
+async def publish_change(broker: Broker, app_ids: Iterable[int]) -> None:
+    """Tell every process that the given apps changed; call after the change committed.
+    Nothing is sent for an empty set."""
+    ids = set(app_ids)
+    if ids:
+        await broker.publish(((CATALOGUE_CHANNEL, encode_change(ids)),))
+
+
+class CatalogueListener(Protocol):
+    """A local stream that follows catalogue changes. Runs on the event loop; must not block."""
+
+    def catalogue_changed(self, app_ids: Collection[int], rules: Mapping[int, AppRule]) -> None:
+        """Apps ``app_ids`` changed; ``rules`` has the current rule of those that still exist
+        (an id without a rule was deleted)."""
+
+
+class CatalogueWatch:
+    """The process's single listener of ``CATALOGUE_CHANNEL`` (see module docstring).
+
+    ``start()`` once (application lifespan), ``close()`` at shutdown; ``register(listener)``
+    around a stream's life. Pending work is a set of app ids (bounded by the catalogue size,
+    or a single "everything" flag), so a burst of changes coalesces into one read.
+    """
+
+    def __init__(self, db: Database, broker: Broker) -> None:
+        self._db = db
+        self._broker = broker
+        self._listeners: set[CatalogueListener] = set()
+        self._pending: set[int] = set()
+        self._everything = False
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start listening; returns once the channel is subscribed."""
+        self._task = asyncio.create_task(self._run(), name="catalogue-watch")
+        ready = asyncio.create_task(self._ready.wait())
+        done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:  # failed to subscribe: surface the error
+            ready.cancel()
+            self._task.result()
+
+    async def close(self) -> None:
+        """Stop listening and forget every listener."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._listeners.clear()
+
+    @contextlib.contextmanager
+    def register(self, listener: CatalogueListener) -> Iterator[None]:
+        """Hand catalogue changes to ``listener`` while the block runs."""
+        self._listeners.add(listener)
+        try:
+            yield
+        finally:
+            self._listeners.discard(listener)
+
+    def listener_count(self) -> int:
+        """How many streams follow the catalogue in this process (tests, metrics)."""
+        return len(self._listeners)
+
+    def deliver(self, message: bytes) -> None:
+        """Broker ``Listener``: take one change message; malformed ones are logged and dropped."""
+        try:
+            data = json.loads(message)
+            if data.get("all"):
+                self._everything = True
+            else:
+                ids = data["a"]
+                if not all(type(i) is int for i in ids):
+                    raise ValueError("app ids must be integers")
+                self._pending.update(ids)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            logger.warning("dropped a malformed catalogue message: %r", error)
+            return
+        if len(self._pending) > MAX_IDS_PER_MESSAGE:
+            self._everything = True
+        if self._everything:
+            self._pending.clear()
+        self._wake.set()
+
+    def resync(self) -> None:
+        """Broker ``Listener``: messages may have been lost, so re-check every app."""
+        self._everything = True
+        self._pending.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        async with self._broker.listen(CATALOGUE_CHANNEL, self):
+            self._ready.set()
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                everything, ids = self._everything, self._pending
+                self._everything, self._pending = False, set()
+                try:
+                    async with self._db.read() as session:
+                        rules = await catalogue.app_rules(session, None if everything else ids)
+                except Exception:
+                    logger.exception("could not read app rules; retrying")
+                    if everything:
+                        self._everything = True
+                    else:
+                        self._pending |= ids
+                    await asyncio.sleep(RETRY_DELAY_S)
+                    self._wake.set()
+                    continue
+                self._apply(None if everything else ids, rules)
+
+    def _apply(self, ids: Collection[int] | None, rules: Mapping[int, AppRule]) -> None:
+        for listener in tuple(self._listeners):
+            changed = ids
+            if changed is None:
+                changed = set(rules) | _known_ids(listener)
+            try:
+                listener.catalogue_changed(changed, rules)
+            except Exception:  # one broken stream must not starve the others
+                logger.exception("catalogue listener failed")
+
+
+def _known_ids(listener: CatalogueListener) -> set[int]:
+    known = getattr(listener, "known_app_ids", None)
+    return set(known()) if callable(known) else set()
+
+
+class WorkbenchChangeKind(enum.StrEnum):
+    """What happened to apps of a user's workbench (``workbenchChanged``)."""
+
+    SNAPSHOT = "SNAPSHOT"
+    ADDED = "ADDED"
+    CHANGED = "CHANGED"
+    REMOVED = "REMOVED"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkbenchChangeData:
+    """One ``workbenchChanged`` event: for SNAPSHOT every app id on the workbench, otherwise
+    the apps that were added, changed (still shown, something about them changed) or removed
+    (hidden, disabled, deleted, taken off the platform, or removed by the user)."""
+
+    platform: Platform
+    kind: WorkbenchChangeKind
+    app_ids: list[int]
+
+
+class WorkbenchChangeStream:
+    """The apps on one user's workbench for one platform, as they change (issue 3 item 6).
+
+    Follows the catalogue (``CatalogueListener``) and the user's channel (removals and
+    restores arrive there as ``RELOAD_MESSAGE``). State is the set of app ids shown, so memory
+    is bounded by the catalogue; a slow client gets the net difference, not a queue.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        broker: Broker,
+        watch: CatalogueWatch,
+        cid: int,
+        uid: int,
+        platform: Platform,
+    ) -> None:
+        self._db = db
+        self._broker = broker
+        self._watch = watch
+        self._cid = cid
+        self._uid = uid
+        self._platform = platform
+        self._wake = asyncio.Event()
+        self._loading = False
+        self._reload = False
+        self._snapshot_due = False
+        self._visible: set[int] = set()
+        self._removed: set[int] = set()
+        self._changed: set[int] = set()
+
+    def deliver(self, message: bytes) -> None:
+        """Broker ``Listener`` of the user's channel: a reload message means the user removed
+        or restored an app; badge messages are not this stream's business."""
+        if message == RELOAD_MESSAGE:
+            self._reload = True
+            self._wake.set()
+
+    def resync(self) -> None:
+        """Messages may have been lost: reload and send a SNAPSHOT."""
+        self._snapshot_due = True
+        self._wake.set()
+
+    def known_app_ids(self) -> set[int]:
+        """The apps this stream shows (for "everything changed" checks)."""
+        return set(self._visible)
+
+    def catalogue_changed(self, app_ids: Collection[int], rules: Mapping[int, AppRule]) -> None:
+        """``CatalogueListener``: update the shown set in memory from the new rules."""
+        if self._loading:
+            self._reload = True
+        for app_id in app_ids:
+            rule = rules.get(app_id)
+            shows = rule is not None and rule.shows(
+                self._cid, self._platform, removed=app_id in self._removed
+            )
+            if shows:
+                self._visible.add(app_id)
+                self._changed.add(app_id)
+            else:
+                self._visible.discard(app_id)
+        self._wake.set()
+
+    async def _load(self) -> None:
+        self._loading = True
+        self._reload = False
+        try:
+            async with self._db.read() as session:
+                visible = await catalogue.visible_app_ids(
+                    session, cid=self._cid, uid=self._uid, platform=self._platform
+                )
+                removed = await catalogue.removed_app_ids(session, cid=self._cid, uid=self._uid)
+        finally:
+            self._loading = False
+        self._visible, self._removed = visible, removed
+
+    def _event(self, kind: WorkbenchChangeKind, ids: Iterable[int]) -> WorkbenchChangeData:
+        return WorkbenchChangeData(platform=self._platform, kind=kind, app_ids=sorted(ids))
+
+    async def events(self) -> AsyncGenerator[WorkbenchChangeData, None]:
+        """A SNAPSHOT of the app ids shown, then ADDED / CHANGED / REMOVED events as they
+        happen (several kinds at once come as several events: REMOVED, ADDED, CHANGED)."""
+        channel = user_channel(self._cid, self._uid)
+        with self._watch.register(self):
+            async with self._broker.listen(channel, self):
+                await self._load()
+                shown = set(self._visible)
+                self._changed.clear()
+                yield self._event(WorkbenchChangeKind.SNAPSHOT, shown)
+                while True:
+                    await self._wake.wait()
+                    self._wake.clear()
+                    if self._snapshot_due:
+                        self._snapshot_due = False
+                        await self._load()
+                        shown = set(self._visible)
+                        self._changed.clear()
+                        yield self._event(WorkbenchChangeKind.SNAPSHOT, shown)
+                        continue
+                    if self._reload:
+                        await self._load()
+                    visible = set(self._visible)
+                    removed, added = shown - visible, visible - shown
+                    changed = self._changed & visible & shown
+                    self._changed.clear()
+                    shown = visible
+                    for kind, ids in (
+                        (WorkbenchChangeKind.REMOVED, removed),
+                        (WorkbenchChangeKind.ADDED, added),
+                        (WorkbenchChangeKind.CHANGED, changed),
+                    ):
+                        if ids:
+                            yield self._event(kind, ids)

@@ -1,0 +1,435 @@
+"""Uploaded app icons (SPEC §2 ``icon``; issue 3 item 4): read an upload, judge it, and make the
+48x48 rendition clients show.
+
+An upload is untrusted bytes. Each defence bounds time and memory before the next, costlier step
+runs:
+
+1. **Size while streaming.** ``read_upload`` stops after ``MAX_ICON_BYTES + 1`` bytes, so an
+   oversized upload is never held whole in memory; ``process_icon`` checks the size again.
+2. **Magic bytes.** The format is the file's signature (PNG, ``GIF87a``/``GIF89a``, JPEG SOI),
+   never its name or declared media type. Pillow is then allowed that one format only.
+3. **Structure walk.** Before Pillow parses anything, a short pass over the PNG chunks (CRCs
+   included), GIF blocks or JPEG segments reads the declared dimensions and frame count, refuses
+   oversized ones (a GIF declaring 65535x65535 costs nothing), and caps how many chunks, blocks
+   and segments Pillow's pure-Python parsers will loop over and how far PNG metadata (zTXt, iTXt,
+   iCCP) inflates. Pillow alone keeps each text chunk under ``PngImagePlugin.MAX_TEXT_CHUNK``
+   (1 MiB; its ``ValueError`` stays a backstop here) but allows 64 MiB across chunks, and keeps
+   every GIF comment sub-block and JPEG comment segment: measured on Pillow 13, a 1 MiB file
+   made it hold 66 MiB (many zTXt chunks), 45 MiB (a GIF comment in 1-byte sub-blocks) or 16 MiB
+   (JPEG COM segments).
+4. **Caps before decoding.** ``Image.open`` reads headers only; its size is checked against the
+   caps again before ``load()``, so a decoded frame is at most 2048x2048 RGBA (16 MiB), about
+   twice that while LANCZOS resamples a premultiplied copy (measured: 32 MiB and 0.1 s for a
+   2048x2048 RGBA PNG). JPEG is decoded at a reduced DCT scale (``draft``), as only the 48x48
+   rendition needs pixels.
+5. **Full decode.** The first frame is decoded completely, so a truncated or corrupt file is
+   refused now instead of being stored and served broken; everything Pillow, zlib or libjpeg
+   raises on bad data becomes ``ICON_UNREADABLE``.
+
+No Pillow setting is changed (``Image.MAX_IMAGE_PIXELS``, ``PngImagePlugin.MAX_TEXT_CHUNK`` and
+``MAX_TEXT_MEMORY``, ``ImageFile.LOAD_TRUNCATED_IMAGES`` keep their values) and nothing here holds
+state, so ``process_icon`` may run in a worker thread; being CPU-bound (up to about 0.1 s), it
+should.
+
+Every refusal is an ``InvalidInput`` with one field error whose code is one of ``ICON_TOO_LARGE``,
+``ICON_FORMAT``, ``ICON_DIMENSIONS``, ``ICON_FRAMES`` or ``ICON_UNREADABLE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Protocol
+
+from PIL import Image, UnidentifiedImageError
+
+from resolvers.errors import InvalidInput
+
+MAX_ICON_BYTES = 1024 * 1024
+"""Largest accepted upload, in bytes (SPEC §2: at most 1 MiB)."""
+MAX_ICON_WIDTH = 2048
+MAX_ICON_HEIGHT = 2048
+MAX_ICON_PIXELS = MAX_ICON_WIDTH * MAX_ICON_HEIGHT
+"""Caps on declared dimensions, in pixels: over 40 times the recommended 48 px, so any real icon
+or logo fits, while a decoded frame stays within 16 MiB."""
+MAX_GIF_FRAMES = 64
+"""Most frames in an animated GIF; only the first is shown, the rest are stored as uploaded."""
+RENDITION_SIZE = 48
+"""Side of the square PNG rendition, in pixels (SPEC §2's recommended icon size)."""
+READ_CHUNK = 64 * 1024
+
+# Structure caps (defence 3). Real files stay far below them: a 1 MiB PNG written by libpng has
+# about 130 chunks, a GIF about 4,100 sub-blocks of 255 bytes, a JPEG some 20 segments before
+# its first scan and about 10 scans when progressive.
+MAX_PNG_CHUNKS = 4096
+MAX_PNG_METADATA_BYTES = 1024 * 1024
+MAX_GIF_BLOCKS = 16384
+MAX_JPEG_SEGMENTS = 256
+MAX_JPEG_SCANS = 64
+
+ICON_TOO_LARGE = "ICON_TOO_LARGE"
+ICON_FORMAT = "ICON_FORMAT"
+ICON_DIMENSIONS = "ICON_DIMENSIONS"
+ICON_FRAMES = "ICON_FRAMES"
+ICON_UNREADABLE = "ICON_UNREADABLE"
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+
+# What Pillow, zlib and libjpeg raise on bad data (Pillow's "Decompressed data too large" and
+# "Too much memory used in text chunks" are ValueErrors; UnidentifiedImageError is an OSError).
+_DECODE_ERRORS = (
+    Image.DecompressionBombError,
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    zlib.error,
+)
+
+
+class AsyncReader(Protocol):
+    """Something read in chunks, like Starlette's ``UploadFile``: ``read(n)`` returns at most
+    ``n`` bytes, and ``b""`` at the end."""
+
+    async def read(self, size: int, /) -> bytes:
+        """Up to ``size`` bytes; ``b""`` at the end of the stream."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedIcon:
+    """An accepted icon (SPEC §2), ready to store as ``storage.models.IconImage``.
+
+    ``id`` is the hex SHA-256 of ``original`` (64 lowercase characters), so the same bytes always
+    give the same icon; ``media_type`` is ``image/png``, ``image/gif`` or ``image/jpeg`` as judged
+    by content; ``width`` and ``height`` are the declared size in pixels; ``original`` is the
+    upload exactly as received; ``rendition_48`` an RGBA PNG of exactly 48x48 pixels: the first
+    frame fitted inside, aspect ratio kept, centred on transparency.
+    """
+
+    id: str
+    media_type: str
+    width: int
+    height: int
+    original: bytes = dataclasses.field(repr=False)
+    rendition_48: bytes = dataclasses.field(repr=False)
+
+
+async def read_upload(
+    upload: AsyncReader, limit: int = MAX_ICON_BYTES, field: str = "icon"
+) -> bytes:
+    """The whole upload, read ``READ_CHUNK`` (64 KiB) at a time (SPEC §2; issue 3 item 4).
+
+    Raises ``InvalidInput`` (code ``ICON_TOO_LARGE``, on ``field``) as soon as more than
+    ``limit`` bytes have arrived: at most ``limit + 1`` bytes are ever read or held, whatever the
+    upload's real size.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = await upload.read(min(READ_CHUNK, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise InvalidInput.single(field, _too_large(limit), ICON_TOO_LARGE)
+        chunks.append(chunk)
+
+
+def process_icon(data: bytes, field: str = "icon") -> ProcessedIcon:
+    """Judge an uploaded icon and make its 48x48 rendition (SPEC §2 ``icon``; issue 3 item 4).
+
+    Accepts GIF, JPEG and PNG recognised by their magic bytes, at most ``MAX_ICON_BYTES``, at
+    most ``MAX_ICON_WIDTH`` x ``MAX_ICON_HEIGHT`` pixels, GIFs of at most ``MAX_GIF_FRAMES``
+    frames, and only files whose first frame decodes completely. Raises ``InvalidInput`` with one
+    error on ``field`` and code ``ICON_TOO_LARGE``, ``ICON_FORMAT``, ``ICON_DIMENSIONS``,
+    ``ICON_FRAMES`` or ``ICON_UNREADABLE``: the size is judged first, then the magic bytes, then
+    the structure with its declared dimensions and frames, and last the decoded pixels (the
+    module docstring says why). CPU-bound: call it from a worker thread.
+    """
+    try:
+        return _process(data)
+    except _Refusal as refusal:
+        raise InvalidInput.single(field, refusal.message, refusal.code) from refusal.__cause__
+
+
+class _Refusal(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What a file's structure declares, read without decoding: first-frame size, frames."""
+
+    width: int
+    height: int
+    frames: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Format:
+    name: str
+    media_type: str
+    walk: Callable[[bytes], _Layout]
+
+
+def _process(data: bytes) -> ProcessedIcon:
+    if len(data) > MAX_ICON_BYTES:
+        raise _Refusal(ICON_TOO_LARGE, _too_large(MAX_ICON_BYTES))
+    kind = _sniff(data)
+    layout = kind.walk(data)
+    _check_size(layout.width, layout.height)
+    if layout.frames > MAX_GIF_FRAMES:
+        raise _Refusal(ICON_FRAMES, _too_many_frames(layout.frames))
+    try:
+        with Image.open(BytesIO(data), formats=[kind.name]) as image:
+            width, height = image.size
+            _check_size(width, height)
+            frames = int(getattr(image, "n_frames", 1)) if kind.name == "GIF" else 1
+            if frames > MAX_GIF_FRAMES:
+                raise _Refusal(ICON_FRAMES, _too_many_frames(frames))
+            image.draft(None, (RENDITION_SIZE, RENDITION_SIZE))
+            image.load()
+            rendition = _rendition(image)
+    except _DECODE_ERRORS as error:
+        raise _Refusal(
+            ICON_UNREADABLE, f"is a damaged or truncated {kind.name} file that cannot be decoded"
+        ) from error
+    return ProcessedIcon(
+        id=hashlib.sha256(data).hexdigest(),
+        media_type=kind.media_type,
+        width=width,
+        height=height,
+        original=data,
+        rendition_48=rendition,
+    )
+
+
+def _too_large(limit: int) -> str:
+    return f"must be at most {_amount(limit)}"
+
+
+def _amount(size: int) -> str:
+    mib, rest = divmod(size, 1024 * 1024)
+    return f"{mib} MiB" if mib and not rest else f"{size} bytes"
+
+
+def _too_many_frames(frames: int) -> str:
+    return f"must have at most {MAX_GIF_FRAMES} frames; this GIF has {frames} or more"
+
+
+def _unreadable(kind: str, problem: str) -> _Refusal:
+    return _Refusal(ICON_UNREADABLE, f"is not a readable {kind} file: {problem}")
+
+
+def _check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise _Refusal(ICON_DIMENSIONS, f"has no pixels (it declares {width}x{height})")
+    if width > MAX_ICON_WIDTH or height > MAX_ICON_HEIGHT or width * height > MAX_ICON_PIXELS:
+        raise _Refusal(
+            ICON_DIMENSIONS,
+            f"must be at most {MAX_ICON_WIDTH}x{MAX_ICON_HEIGHT} pixels; "
+            f"it declares {width}x{height}",
+        )
+
+
+def _sniff(data: bytes) -> _Format:
+    if data.startswith(PNG_SIGNATURE):
+        return _Format("PNG", "image/png", _png_layout)
+    if data.startswith(GIF_SIGNATURES):
+        return _Format("GIF", "image/gif", _gif_layout)
+    if data.startswith(JPEG_SIGNATURE):
+        return _Format("JPEG", "image/jpeg", _jpeg_layout)
+    raise _Refusal(
+        ICON_FORMAT, "must be a GIF, JPEG or PNG image (judged by its content, not its file name)"
+    )
+
+
+def _png_layout(data: bytes) -> _Layout:
+    """PNG (ISO/IEC 15948): signature, then chunks of length, type, data and CRC up to IEND.
+    CRCs are checked here because Pillow skips those of image data (IDAT)."""
+    pos = len(PNG_SIGNATURE)
+    chunks = 0
+    inflated = 0
+    width = height = 0
+    while True:
+        if pos + 12 > len(data):
+            raise _unreadable("PNG", "it ends before its IEND chunk (truncated)")
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        start, end = pos + 8, pos + 8 + length
+        name = f"{kind.decode()} chunk" if kind.isalpha() else f"chunk of type 0x{kind.hex()}"
+        if end + 4 > len(data):
+            raise _unreadable("PNG", f"its {name} is cut short (truncated)")
+        if zlib.crc32(memoryview(data)[pos + 4 : end]) != struct.unpack_from(">I", data, end)[0]:
+            raise _unreadable("PNG", f"its {name} fails its CRC check (damaged)")
+        chunks += 1
+        if chunks > MAX_PNG_CHUNKS:
+            raise _unreadable("PNG", f"it has more than {MAX_PNG_CHUNKS} chunks")
+        if chunks == 1:
+            if kind != b"IHDR" or length < 8:
+                raise _unreadable("PNG", "it does not start with an IHDR chunk")
+            width, height = struct.unpack_from(">II", data, start)
+        elif kind in (b"zTXt", b"iTXt", b"iCCP"):
+            stream = _png_compressed_stream(data, kind, start, end)
+            if stream is not None:
+                inflated += _inflated_size(stream, MAX_PNG_METADATA_BYTES - inflated)
+                if inflated > MAX_PNG_METADATA_BYTES:
+                    raise _unreadable(
+                        "PNG",
+                        "its metadata (zTXt, iTXt and iCCP chunks) inflates to more than "
+                        + _amount(MAX_PNG_METADATA_BYTES),
+                    )
+        pos = end + 4
+        if kind == b"IEND":
+            return _Layout(width, height)
+
+
+def _png_compressed_stream(data: bytes, kind: bytes, start: int, end: int) -> memoryview | None:
+    """The zlib stream in chunk data ``data[start:end]`` that Pillow would inflate, if any."""
+    name_end = data.find(b"\0", start, end)
+    if name_end < 0 or name_end + 2 > end:
+        return None
+    if kind != b"iTXt":
+        # zTXt and iCCP: name, NUL, compression method, stream.
+        return memoryview(data)[name_end + 2 : end]
+    # iTXt: keyword, NUL, compressed flag, method, language, NUL, translated keyword, NUL, text.
+    if data[name_end + 1] == 0:
+        return None
+    language_end = data.find(b"\0", name_end + 3, end)
+    keyword_end = data.find(b"\0", language_end + 1, end) if language_end >= 0 else -1
+    return None if keyword_end < 0 else memoryview(data)[keyword_end + 1 : end]
+
+
+def _inflated_size(stream: memoryview, budget: int) -> int:
+    """How many bytes ``stream`` inflates to, counting no further than ``budget + 1``."""
+    try:
+        return len(zlib.decompressobj().decompress(stream, budget + 1))
+    except zlib.error:
+        return 0  # Pillow drops undecodable text, and refuses undecodable profiles itself.
+
+
+def _gif_layout(data: bytes) -> _Layout:
+    """GIF89a: header, logical screen descriptor, optional global colour table, then extension
+    blocks (``!``) and images (``,``), each followed by sub-blocks, up to the trailer (``;``).
+
+    Pillow's size is the logical screen grown to the first image's extent; so is this one.
+    """
+    if len(data) < 13:
+        raise _unreadable("GIF", "it ends inside its header (truncated)")
+    width, height = struct.unpack_from("<HH", data, 6)
+    pos = 13 + _colour_table_size(data[10])
+    frames = blocks = 0
+    while pos < len(data) and data[pos] != 0x3B:
+        introducer = data[pos]
+        if introducer == 0x2C:
+            frames += 1
+            if frames > MAX_GIF_FRAMES:
+                return _Layout(width, height, frames)
+            if pos + 11 > len(data):
+                raise _unreadable("GIF", "it ends inside an image descriptor (truncated)")
+            left, top, image_width, image_height = struct.unpack_from("<HHHH", data, pos + 1)
+            if frames == 1:
+                width = max(width, left + image_width)
+                height = max(height, top + image_height)
+            pos += 11 + _colour_table_size(data[pos + 9])
+        elif introducer == 0x21:
+            pos += 2
+        else:
+            # Pillow skips stray bytes one at a time; count them so that it never loops long.
+            blocks += 1
+            pos += 1
+            continue
+        while True:
+            if pos >= len(data):
+                raise _unreadable("GIF", "it ends inside a data block (truncated)")
+            blocks += 1
+            if blocks > MAX_GIF_BLOCKS:
+                raise _unreadable("GIF", f"it has more than {MAX_GIF_BLOCKS} data blocks")
+            size = data[pos]
+            pos += 1 + size
+            if size == 0:
+                break
+    if frames == 0:
+        raise _unreadable("GIF", "it holds no image")
+    return _Layout(width, height, frames)
+
+
+def _colour_table_size(flags: int) -> int:
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+# JPEG markers (ITU T.81 Table B.1) that start a frame: SOF0-SOF15 except DHT, JPG and DAC.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
+
+
+def _jpeg_layout(data: bytes) -> _Layout:
+    """JPEG (ITU T.81): SOI, then segments (``FF``, marker, big-endian length, payload) up to
+    the first scan (SOS), whose entropy-coded data libjpeg reads itself."""
+    pos = 2
+    steps = 0
+    size: tuple[int, int] | None = None
+    while True:
+        if pos + 4 > len(data):
+            raise _unreadable("JPEG", "it ends before its image data (truncated)")
+        steps += 1
+        if data[pos] != 0xFF:
+            # Pillow skips stray bytes one at a time; count them so that it never loops long.
+            skipped = data.find(b"\xff", pos)
+            steps += (len(data) if skipped < 0 else skipped) - pos
+            pos = len(data) if skipped < 0 else skipped
+        else:
+            marker = data[pos + 1]
+            pos += 1 if marker == 0xFF else 2
+            if marker == 0xD9:
+                raise _unreadable("JPEG", "it ends before its image data")
+            if marker not in _JPEG_STANDALONE and marker != 0xFF:
+                (length,) = struct.unpack_from(">H", data, pos)
+                if marker in _JPEG_SOF and length >= 7 and pos + 7 <= len(data):
+                    height, width = struct.unpack_from(">HH", data, pos + 3)
+                    _check_size(width, height)
+                    size = width, height
+                if marker == 0xDA:
+                    break
+                pos += max(length, 2)
+        if steps > MAX_JPEG_SEGMENTS:
+            raise _unreadable(
+                "JPEG", f"it has more than {MAX_JPEG_SEGMENTS} segments before its image data"
+            )
+    if size is None:
+        raise _unreadable("JPEG", "it has no frame header")
+    if data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+        raise _unreadable("JPEG", f"it has more than {MAX_JPEG_SCANS} scans")
+    return _Layout(*size)
+
+
+def _rendition(image: Image.Image) -> bytes:
+    """The first frame fitted inside ``RENDITION_SIZE`` squared (LANCZOS, aspect kept), centred
+    on a transparent canvas, as an optimised RGBA PNG."""
+    if image.mode.startswith("I;16"):
+        image = image.point(lambda value: value / 257)  # 16-bit grey to 0..255, not clipped
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")  # no 16 MiB copy for RGBA
+    scale = min(RENDITION_SIZE / rgba.width, RENDITION_SIZE / rgba.height)
+    fitted = (
+        min(RENDITION_SIZE, max(1, round(rgba.width * scale))),
+        min(RENDITION_SIZE, max(1, round(rgba.height * scale))),
+    )
+    if fitted != rgba.size:
+        rgba = rgba.resize(fitted, Image.Resampling.LANCZOS)
+    canvas = Image.new("RGBA", (RENDITION_SIZE, RENDITION_SIZE), (0, 0, 0, 0))
+    canvas.paste(rgba, ((RENDITION_SIZE - fitted[0]) // 2, (RENDITION_SIZE - fitted[1]) // 2))
+    out = BytesIO()
+    canvas.save(out, format="PNG", optimize=True)
+    return out.getvalue()
