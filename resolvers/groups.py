@@ -67,7 +67,11 @@ def clean_name(name: str, field: str = "name") -> str:
 
 
 async def list_groups(*, db: Database, principal: Principal) -> GroupTree:
-    """Every group with its categories, in workbench order. Any authenticated caller."""
+    """Every group with its categories, in workbench order, for administrators (enterprise
+    administrators place their apps in them). Raises ``PermissionDenied`` for users and
+    vendors: their workbench shows the groups that hold their apps (issue 3 item 1)."""
+    if not principal.is_admin:
+        raise PermissionDenied("only administrators may list groups")
     async with db.read() as session:
         return await catalogue.list_groups(session)
 

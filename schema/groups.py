@@ -94,7 +94,9 @@ def _ids(values: list[strawberry.ID], field: str) -> list[int]:
 
 @strawberry.type
 class GroupQuery:
-    @strawberry.field(description="Every group with its categories, in workbench order.")
+    @strawberry.field(
+        description="Every group with its categories, in workbench order. Administrators."
+    )
     async def groups(self, info: strawberry.Info[Context, None]) -> list[AppGroup]:
         context = info.context
         with domain_errors():

@@ -65,9 +65,11 @@ async def new_category(http, admin, group_id, name):
     return body["data"]["createCategory"]["category"]["id"]
 
 
-async def test_default_group_and_category_are_listed(http, tokens):
-    """Any authenticated caller sees the built-in default group with its default category."""
-    body = await gql(http, tokens.user(), GROUPS)
+@pytest.mark.parametrize("role", ["platform", "enterprise"])
+async def test_default_group_and_category_are_listed(http, tokens, role):
+    """Administrators see the built-in default group with its default category."""
+    token = tokens.admin() if role == "platform" else tokens.enterprise_admin()
+    body = await gql(http, token, GROUPS)
     assert body == {
         "data": {
             "groups": [
@@ -80,6 +82,14 @@ async def test_default_group_and_category_are_listed(http, tokens):
             ]
         }
     }
+
+
+@pytest.mark.parametrize("role", [Role.USER, Role.VENDOR])
+async def test_users_and_vendors_get_no_groups(http, codec, role):
+    """The admin query refuses users and vendors with FORBIDDEN and no data."""
+    body = await gql(http, codec.issue(cid=1001, uid=2, role=role, app_id=1), GROUPS)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
 async def test_create_rename_and_order(http, tokens):
