@@ -1,4 +1,5 @@
-"""The ``workbench`` command (SPEC §10): serve, migrate, demo, token, and schema.
+"""The ``workbench`` command (SPEC §10): serve, migrate, demo, token, schema, and catalogue
+export/import (issue 3 item 9).
 
 Settings come from ``WORKBENCH_*`` environment variables (see ``settings.py``); a bad value
 stops the command with the variable's name and the rule it broke.
@@ -10,16 +11,21 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 
-from resolvers.identity import MAX_ID, Role
+from resolvers.identity import MAX_ID, Principal, Role
 from settings import Settings
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 cli = typer.Typer(help="workbench: third-party apps on the IM workbench.", no_args_is_help=True)
 
@@ -220,6 +226,181 @@ def print_schema() -> None:
     from schema import build_schema
 
     typer.echo(build_schema().as_str())
+
+
+catalogue_cli = typer.Typer(
+    help="Move the apps catalogue to another site: export it as JSON, import it there.",
+    no_args_is_help=True,
+)
+cli.add_typer(catalogue_cli, name="catalogue")
+
+# The CLI acts for the operator, who holds the database itself (issue 3 item 9).
+OPERATOR = Principal(cid=0, uid=0, account="operator", role=Role.PLATFORM_ADMIN)
+_T = TypeVar("_T")
+
+
+def _on_database(url: str, work: Callable[[Database], Awaitable[_T]]) -> _T:
+    """Run ``work`` on the migrated database at ``url``; exits 1 with one line when the
+    database cannot be used or is not migrated."""
+    from storage.db import Database
+    from storage.migrate import DatabaseNotMigrated, require_current
+
+    async def run() -> _T:
+        db = Database(url)
+        try:
+            await require_current(db)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        with database_errors(url):
+            return asyncio.run(run())
+    except DatabaseNotMigrated as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, mode 0600 (never a half-written export)."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+@catalogue_cli.command(
+    "export",
+    help="Print the catalogue as JSON: groups, categories, apps, uploaded icons.\n\n"
+    "The file holds every app key and app-secret hash, so that vendors' credentials keep "
+    "working on the new site: keep it secret. Badges, removals and the audit log are not in it.",
+)
+def catalogue_export(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to FILE (mode 0600) instead of stdout.", dir_okay=False
+        ),
+    ] = None,
+) -> None:
+    """Print the catalogue as JSON: groups, categories, apps, uploaded icons.
+
+    The file holds every app key and app-secret hash, so that vendors' credentials keep
+    working on the new site: keep it secret. Badges, removals and the audit log are not in it.
+    """
+    from resolvers.transfer import MAX_DOCUMENT_BYTES, export_catalogue
+
+    settings = load_settings()
+    exported = _on_database(settings.database_url, lambda db: export_catalogue(db=db))
+    if output is None:
+        try:
+            sys.stdout.buffer.write(exported.data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError as error:  # `| head`: the reader left, not our failure to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from error
+        target = "stdout"
+    else:
+        try:
+            _write_private(output, exported.data)
+        except OSError as error:
+            typer.echo(f"cannot write {output}: {error.strerror or error}", err=True)
+            raise typer.Exit(1) from error
+        target = f"{output} (mode 0600)"
+    typer.echo(
+        f"exported {exported.apps} apps, {exported.groups} groups, {exported.categories} "
+        f"categories and {exported.icons} icons to {target}; the file holds app keys and "
+        "secret hashes: keep it secret",
+        err=True,
+    )
+    if len(exported.data) > MAX_DOCUMENT_BYTES:
+        typer.echo(
+            f"warning: the file is {len(exported.data):,} bytes, more than the "
+            f"{MAX_DOCUMENT_BYTES // 2**20} MiB `workbench catalogue import` accepts",
+            err=True,
+        )
+
+
+def _read_import(file: str, limit: int) -> bytes:
+    """The bytes of ``file`` (``-``: stdin), at most ``limit``; exits 1 with one line when it
+    cannot be read or is larger."""
+    try:
+        if file == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(file, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size > limit:
+                    data = b"x" * (limit + 1)
+                else:
+                    data = handle.read(limit + 1)
+    except OSError as error:
+        typer.echo(f"cannot read {file}: {error.strerror or error}", err=True)
+        raise typer.Exit(1) from error
+    if len(data) > limit:
+        typer.echo(
+            f"cannot import {file}: larger than {limit // 2**20} MiB, the most an import takes",
+            err=True,
+        )
+        raise typer.Exit(1)
+    return data
+
+
+@catalogue_cli.command(
+    "import",
+    help="Import a catalogue export: all of it in one transaction, or nothing.\n\n"
+    "Every problem is reported first, with its place in the file. Apps are matched by "
+    "identifier (updated in place), others created with the file's ids, app keys and secret "
+    "hashes; importing the same file again changes nothing.",
+)
+def catalogue_import(
+    file: Annotated[
+        str, typer.Argument(help="A catalogue export, or - for stdin.", metavar="FILE")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check everything and report; change nothing.")
+    ] = False,
+) -> None:
+    """Import a catalogue export: all of it in one transaction, or nothing.
+
+    Every problem is reported first, with its place in the file. Apps are matched by
+    identifier (updated in place), others created with the file's ids, app keys and secret
+    hashes; importing the same file again changes nothing.
+    """
+    from resolvers.errors import InvalidInput
+    from resolvers.transfer import MAX_DOCUMENT_BYTES, import_catalogue
+
+    settings = load_settings()
+    data = _read_import(file, MAX_DOCUMENT_BYTES)
+    name = "stdin" if file == "-" else file
+    try:
+        report = _on_database(
+            settings.database_url,
+            lambda db: import_catalogue(db=db, principal=OPERATOR, data=data, dry_run=dry_run),
+        )
+    except InvalidInput as error:
+        problems = error.errors
+        if len(problems) == 1:
+            where = f"{problems[0].field}: " if problems[0].field else ""
+            typer.echo(f"cannot import {name}: {where}{problems[0].message}", err=True)
+        else:
+            typer.echo(f"cannot import {name}: {len(problems)} problems, nothing changed", err=True)
+            for problem in problems:
+                typer.echo(f"  {problem.field or 'file'}: {problem.message}", err=True)
+        raise typer.Exit(1) from error
+    if dry_run:
+        typer.echo(f"dry run of {name}: nothing was changed; an import would do this:")
+    else:
+        typer.echo(f"imported {name} (sha256 {report.digest}):")
+    for line in report.lines():
+        typer.echo(f"  {line}")
 
 
 def _safe_url(url: str) -> str:
