@@ -2,8 +2,9 @@
 
 Routes: ``/graphql`` (HTTP + WebSocket), the legacy ``/OpenPlatform/integrate/*.php``
 endpoints, built-in icons under ``/icons/``, GraphiQL's assets under ``/graphiql/``. The lifespan
-opens the database, the broker and the process's catalogue watch and hands them to requests as
-``request.state.db``, ``request.state.broker`` and ``request.state.watch``.
+opens the database, the broker, the process's catalogue watch and the push dispatcher, and hands
+requests ``request.state.db``, ``.broker``, ``.watch``, ``.options`` (``ServiceOptions``) and
+``.sealer`` (app secrets at rest).
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ from graphql_view import WorkbenchGraphQL
 from icon_http import icon_routes
 from legacy_rest import legacy_routes, normalise_legacy_path
 from pubsub import create_broker
+from push_gateway import create_gateway
 from resolvers.catalogue_events import CatalogueWatch
 from resolvers.icons import MAX_ICON_BYTES
+from resolvers.options import ServiceOptions
+from resolvers.push import Dispatcher
+from resolvers.sealing import SecretSealer
 from schema import build_schema
 from settings import Settings
 from storage.db import Database
@@ -141,9 +146,22 @@ class CachedStaticFiles(StaticFiles):
         return response
 
 
+def service_options(settings: Settings) -> ServiceOptions:
+    """The options resolvers take from ``settings``."""
+    return ServiceOptions(
+        ticket_ttl_s=settings.sso_ticket_ttl_seconds,
+        secret_grace_s=settings.app_secret_grace_seconds,
+        vendor_token_ttl_s=settings.vendor_token_ttl_seconds,
+        push_coalesce_s=settings.push_coalesce_seconds,
+    )
+
+
 def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlette:
     """Build the service. ``check_migrations``: refuse to start on an out-of-date database."""
-    codec = TokenCodec(settings.secret_key(), issuer=settings.jwt_issuer)
+    service_key = settings.secret_key()
+    codec = TokenCodec(service_key, issuer=settings.jwt_issuer)
+    sealer = SecretSealer(service_key)
+    options = service_options(settings)
     schema = build_schema(
         max_depth=settings.query_max_depth,
         max_tokens=settings.query_max_tokens,
@@ -167,15 +185,30 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         db = Database(settings.database_url)
         broker = create_broker(settings.broker_url)
         watch = CatalogueWatch(db, broker)
+        dispatcher = Dispatcher(
+            db,
+            create_gateway(settings),
+            max_attempts=settings.push_max_attempts,
+            retry_base_s=settings.push_retry_base_seconds,
+        )
         # Also on app.state, for operators' introspection and tests; requests use their state.
         app.state.db, app.state.broker, app.state.watch = db, broker, watch
+        app.state.dispatcher = dispatcher
         try:
             if check_migrations:
                 await require_current(db)
             await broker.start()
             await watch.start()
-            yield {"db": db, "broker": broker, "watch": watch}
+            await dispatcher.start()
+            yield {
+                "db": db,
+                "broker": broker,
+                "watch": watch,
+                "options": options,
+                "sealer": sealer,
+            }
         finally:
+            await dispatcher.close()
             await watch.close()
             await broker.close()
             await db.dispose()

@@ -44,6 +44,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as error:
         lines = [
             f"  WORKBENCH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else f"  {e['msg'].removeprefix('Value error, ')}"
             for e in error.errors()
         ]
         typer.echo("invalid configuration:\n" + "\n".join(lines), err=True)

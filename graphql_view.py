@@ -1,8 +1,10 @@
 """The GraphQL endpoint: Strawberry's ASGI view with our authentication and HTTP semantics.
 
 - HTTP: every operation needs ``Authorization: Bearer <JWT>``; without a valid one the answer is
-  401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3) before anything executes. A GET for HTML
-  gets the locally served GraphiQL page. Bodies Strawberry cannot parse are 400.
+  401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3) before anything executes. The one
+  exception is a document of nothing but ``appAccessToken`` mutations, sent with no
+  ``Authorization`` header at all: that is how a vendor gets its first token (SPEC §8). A GET
+  for HTML gets the locally served GraphiQL page. Bodies Strawberry cannot parse are 400.
 - GraphQL over HTTP media types: a client that accepts ``application/graphql-response+json``
   gets it, with status 400 when the request failed before execution (no ``data``), as the
   GraphQL-over-HTTP draft specifies; ``application/json`` clients get 200 as before.
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from cross_web import HTTPException
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -33,6 +36,7 @@ from resolvers.identity import Principal
 from schema.context import Context, Loaders
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+TOKEN_EXCHANGE_MAX_TOKENS = 200
 GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql" / "index.html").read_text
 
 
@@ -47,6 +51,34 @@ def _is_request_error(result: Any) -> bool:
         return False
     errors = result.get("errors") or []
     return all(isinstance(e, dict) and not e.get("path") for e in errors)
+
+
+async def _token_exchange_only(request: Request) -> bool:
+    # A vendor without a token may call appAccessToken (SPEC §8) and nothing else: a JSON POST
+    # whose document holds only mutations selecting only appAccessToken (and __typename).
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method != "POST" or content_type != "application/json":
+        return False
+    try:
+        data = json.loads(await request.body())
+        query = data.get("query") if isinstance(data, dict) else None
+        if not isinstance(query, str):
+            return False
+        document = parse(query, no_location=True, max_tokens=TOKEN_EXCHANGE_MAX_TOKENS)
+    except (ValueError, GraphQLError, RecursionError):
+        return False
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode) or (
+            definition.operation is not OperationType.MUTATION
+        ):
+            return False
+        for selection in definition.selection_set.selections:
+            if not isinstance(selection, FieldNode) or selection.name.value not in (
+                "appAccessToken",
+                "__typename",
+            ):
+                return False
+    return True
 
 
 class WorkbenchGraphQL(GraphQL[Context, None]):
@@ -72,7 +104,14 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
             return await super().parse_http_body(request)
         except (HTTPException, json.JSONDecodeError):
             raise
-        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as error:
+        except (
+            ValueError,
+            TypeError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            RecursionError,
+        ) as error:
             raise HTTPException(400, "Unable to parse the request body") from error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,11 +127,14 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
                 scope, receive, send
             )
             return
+        principal: Principal | None
         try:
             principal = self.codec.from_header(request.headers.get("authorization"))
         except NotAuthenticated as error:
-            await self._unauthorised(error, request)(scope, receive, send)
-            return
+            if request.headers.get("authorization") or not await _token_exchange_only(request):
+                await self._unauthorised(error, request)(scope, receive, send)
+                return
+            principal = None
         context = self._context(request, principal)
         try:
             response = await self._run_http(request, context)
@@ -160,6 +202,8 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
             db=state.db,
             broker=state.broker,
             watch=state.watch,
+            options=state.options,
+            sealer=state.sealer,
             codec=self.codec,
             base_url=base,
             loaders=Loaders(state.db),

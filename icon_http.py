@@ -35,6 +35,14 @@ def _not_found() -> Response:
     )
 
 
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    # RFC 9110 §13.1.2: "*" matches any current representation; tags compare weakly.
+    if not if_none_match:
+        return False
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+
+
 async def _serve(request: Request, *, rendition_48: bool) -> Response:
     icon_id = request.path_params["icon_id"]
     if not _ID.fullmatch(icon_id):
@@ -46,7 +54,7 @@ async def _serve(request: Request, *, rendition_48: bool) -> Response:
         icon = await icon_store.get_icon(session, icon_id)
     if icon is None:
         return _not_found()
-    if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+    if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if rendition_48:
         return Response(icon.rendition_48, media_type="image/png", headers=headers)

@@ -15,6 +15,15 @@ Every variable, its default and its rule:
 - ``WORKBENCH_PUBLIC_URL``: unset; the service's external base URL (``https://im.example.com``)
   for absolute links such as icon URLs; unset, they follow the request's own URL.
 - ``WORKBENCH_DEBUG``: ``false``; ``true`` shows unexpected errors' messages to clients.
+- SSO and vendors (SPEC §5, §8): ``WORKBENCH_SSO_TICKET_TTL_SECONDS`` (300; 10..3600),
+  ``WORKBENCH_APP_SECRET_GRACE_SECONDS`` (86400; how long a rotated-out app secret still works,
+  0..2592000), ``WORKBENCH_VENDOR_TOKEN_TTL_SECONDS`` (7200; 60..86400).
+- Push (SPEC §9): ``WORKBENCH_PUSH_GATEWAY`` (``log`` or ``webhook``),
+  ``WORKBENCH_PUSH_WEBHOOK_URL`` and ``WORKBENCH_PUSH_WEBHOOK_SECRET`` (both required for
+  ``webhook``; the secret 32+ characters), ``WORKBENCH_PUSH_MAX_ATTEMPTS`` (8; then the row is
+  dead-lettered), ``WORKBENCH_PUSH_RETRY_BASE_SECONDS`` (2; doubled per failure, capped at 300),
+  ``WORKBENCH_PUSH_COALESCE_SECONDS`` (0.5; notices for one device and app within it make one
+  push).
 - Limits: ``WORKBENCH_LEGACY_MAX_BODY_BYTES``, ``WORKBENCH_GRAPHQL_MAX_BODY_BYTES`` (1 MiB each),
   ``WORKBENCH_WS_MAX_MESSAGE_BYTES`` (64 KiB), ``WORKBENCH_WS_CONNECTION_INIT_TIMEOUT``,
   ``WORKBENCH_MAX_SUBSCRIPTIONS_PER_CONNECTION``, ``WORKBENCH_QUERY_MAX_DEPTH``,
@@ -31,9 +40,9 @@ import secrets
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
@@ -81,6 +90,19 @@ class Settings(BaseSettings):
     query_max_tokens: int = Field(default=2000, ge=50, le=100_000)
     query_max_aliases: int = Field(default=30, ge=1, le=10_000)
 
+    # Single sign-on and vendor credentials (issue 4).
+    sso_ticket_ttl_seconds: int = Field(default=300, ge=10, le=3600)
+    app_secret_grace_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    vendor_token_ttl_seconds: int = Field(default=7200, ge=60, le=86_400)
+
+    # Push notifications (issue 4, SPEC §9).
+    push_gateway: Literal["log", "webhook"] = "log"
+    push_webhook_url: str | None = None
+    push_webhook_secret: SecretStr | None = None
+    push_max_attempts: int = Field(default=8, ge=1, le=50)
+    push_retry_base_seconds: float = Field(default=2.0, ge=0.01, le=3600)
+    push_coalesce_seconds: float = Field(default=0.5, ge=0, le=60)
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -100,6 +122,33 @@ class Settings(BaseSettings):
                 f"got {value.split('://', 1)[0]!r}://"
             )
         return value
+
+    @field_validator("push_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s]*)?", value):
+            raise ValueError("must be an absolute http(s) URL such as https://push.example.com/")
+        return value
+
+    @field_validator("push_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_secret(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> Settings:
+        if self.push_gateway == "webhook" and (
+            self.push_webhook_url is None or self.push_webhook_secret is None
+        ):
+            raise ValueError(
+                "WORKBENCH_PUSH_GATEWAY=webhook needs WORKBENCH_PUSH_WEBHOOK_URL and "
+                "WORKBENCH_PUSH_WEBHOOK_SECRET"
+            )
+        return self
 
     @field_validator("jwt_secret")
     @classmethod

@@ -1,4 +1,10 @@
-"""getappid, pushappnotice and setnum (SPEC §6; the seed's chapter 三)."""
+"""getappid, pushappnotice and setnum (SPEC §6; the seed's chapter 三), and checkticket
+(SPEC §8).
+
+Every endpoint first applies the app's access rules (``resolvers.vendor.check_legacy_access``):
+its IP allowlist and, for apps switched to signed mode, ``timestamp`` + ``sign``. Apps left open
+keep the seed's behaviour unchanged.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,29 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from legacy_rest.params import LegacyParams, read_params
-from legacy_rest.responses import LegacyFailure, app_id_body, failure, logger, success
+from legacy_rest.responses import (
+    LegacyFailure,
+    app_id_body,
+    failure,
+    logger,
+    success,
+    ticket_body,
+)
 from resolvers.apps import resolve_app_key
 from resolvers.badges import push_notice, record_read
-from resolvers.errors import InvalidInput, WorkbenchError
+from resolvers.errors import AppNotFound, InvalidInput, WorkbenchError
 from resolvers.identity import parse_id
+from resolvers.sso import verify_ticket
+from resolvers.vendor import check_legacy_access
+from storage import catalogue
 
 PREFIX = "/OpenPlatform/integrate/"
 GETAPPID = PREFIX + "getappid.php"
 PUSHAPPNOTICE = PREFIX + "pushappnotice.php"
 SETNUM = PREFIX + "setnum.php"
-PATHS = (GETAPPID, PUSHAPPNOTICE, SETNUM)
+CHECKTICKET = PREFIX + "checkticket.php"
+PATHS = (GETAPPID, PUSHAPPNOTICE, SETNUM, CHECKTICKET)
+MAX_TICKET_LENGTH = 128
 # Unread counts are 32-bit (``storage.models.AppBadge.unread``): a larger ``num`` exceeds every
 # count and clears it, without ever reaching the database as an out-of-range parameter.
 MAX_COUNT = 2**31 - 1
@@ -82,12 +100,35 @@ def _recipients(params: LegacyParams) -> list[tuple[int, int]]:
     return [_recipient(value, index) for index, value in enumerate(listed)]
 
 
+async def _guard(request: Request, params: LegacyParams, app_id: int) -> None:
+    # The app's access rules; an unknown or disabled app fails like before. Open apps (the
+    # seed's behaviour) pass on the process's cached rules without a database read.
+    access = await request.state.watch.app_access(app_id)
+    if access is None or not access.enabled:
+        raise AppNotFound(app_id)
+    if access.open:
+        return
+    db = request.state.db
+    async with db.read() as session:
+        app = await catalogue.get_app(session, app_id)
+    if app is None or not app.enabled:
+        raise AppNotFound(app_id)
+    await check_legacy_access(
+        db=db,
+        app=app,
+        params=params.pairs(),
+        client_ip=request.client.host if request.client else None,
+        sealer=request.state.sealer,
+    )
+
+
 async def getappid(request: Request, params: LegacyParams) -> Response:
     """``appkey`` -> ``{"Result":true,"MsgNo":{"app_id":"77"}}``; failure ``-51001``."""
     app_key = _required(params, "appkey")
     if len(app_key) > MAX_APP_KEY_LENGTH:
         raise LegacyFailure("appkey too long")
     app_id = await resolve_app_key(db=request.state.db, app_key=app_key)
+    await _guard(request, params, app_id)
     return success(app_id_body(app_id))
 
 
@@ -100,11 +141,13 @@ async def pushappnotice(request: Request, params: LegacyParams) -> Response:
     _id(params, "fromuid")
     app_id = _id(params, "appid")
     recipients = _recipients(params)
+    await _guard(request, params, app_id)
     await push_notice(
         db=request.state.db,
         broker=request.state.broker,
         app_id=app_id,
         recipients=recipients,
+        coalesce_s=request.state.options.push_coalesce_s,
     )
     return success()
 
@@ -127,6 +170,7 @@ async def setnum(request: Request, params: LegacyParams) -> Response:
         count = None  # larger than any count: clears it
     else:
         count = int(digits)
+    await _guard(request, params, app_id)
     await record_read(
         db=request.state.db,
         broker=request.state.broker,
@@ -136,6 +180,18 @@ async def setnum(request: Request, params: LegacyParams) -> Response:
         count=count,
     )
     return success()
+
+
+async def checkticket(request: Request, params: LegacyParams) -> Response:
+    """``appid``, ``ticket`` -> ``{"Result":true,"MsgNo":{"cid":"1001","uid":"187",
+    "account":"zhang.san"}}`` once per ticket; failure ``-51010`` (SPEC §8)."""
+    app_id = _id(params, "appid")
+    ticket = _required(params, "ticket")
+    if len(ticket) > MAX_TICKET_LENGTH:
+        raise LegacyFailure("ticket too long")
+    await _guard(request, params, app_id)
+    user = await verify_ticket(db=request.state.db, app_id=app_id, ticket=ticket)
+    return success(ticket_body(user.cid, user.uid, user.account))
 
 
 def _endpoint(name: str, code: int, handler: Handler, max_body_bytes: int):  # type: ignore[no-untyped-def]
@@ -172,6 +228,7 @@ def legacy_routes(*, max_body_bytes: int) -> list[Route]:
         (GETAPPID, "getappid", -51001, getappid),
         (PUSHAPPNOTICE, "pushappnotice", -51007, pushappnotice),
         (SETNUM, "setnum", -51004, setnum),
+        (CHECKTICKET, "checkticket", -51010, checkticket),
     )
     return [
         Route(

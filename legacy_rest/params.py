@@ -55,6 +55,17 @@ class LegacyParams:
         value = self._values.get(name)
         return value if isinstance(value, list) else None
 
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every parameter as ``(name, value)``, arrays as ``name[]`` once per value in the
+        order sent (what a signed call's ``sign`` covers, SPEC §8)."""
+        found: list[tuple[str, str]] = []
+        for name, value in self._values.items():
+            if isinstance(value, list):
+                found += [(f"{name}[]", item) for item in value]
+            else:
+                found.append((name, value))
+        return found
+
 
 async def read_params(request: Request, *, max_body_bytes: int) -> LegacyParams:
     """Collect the parameters of a GET or POST request; a name sent in the body replaces the

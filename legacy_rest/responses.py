@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from starlette.responses import Response
@@ -28,6 +29,16 @@ def success(body: bytes = SUCCESS) -> Response:
 def app_id_body(app_id: int) -> bytes:
     """``{"Result":true,"MsgNo":{"app_id":"77"}}``: getappid's success, id as a string."""
     return b'{"Result":true,"MsgNo":{"app_id":"%d"}}' % app_id
+
+
+def ticket_body(cid: int, uid: int, account: str) -> bytes:
+    """checkticket's success (SPEC §8): ids as strings, the account JSON-escaped as PHP's
+    ``json_encode`` does by default (non-ASCII as ``\\uXXXX``)."""
+    return b'{"Result":true,"MsgNo":{"cid":"%d","uid":"%d","account":%s}}' % (
+        cid,
+        uid,
+        json.dumps(account).encode(),
+    )
 
 
 def failure(endpoint: str, code: int, reason: str) -> Response:

@@ -25,11 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pubsub import Broker
 from resolvers import audit
+from resolvers.addresses import parse_allowlist
 from resolvers.catalogue_events import publish_change
 from resolvers.errors import AppNotFound, FieldError, InvalidInput, PermissionDenied
 from resolvers.icons import ProcessedIcon
 from resolvers.identity import Principal, Role, parse_id
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+from resolvers.sealing import SecretSealer
 from resolvers.text import has_control, has_letter_or_digit, name_units
 from storage import catalogue
 from storage import icons as icon_store
@@ -86,6 +88,8 @@ class AppDraft:
     audience_ids: list[str] = field(default_factory=list)
     platforms: dict[Platform, PlatformDraft] = field(default_factory=dict)
     icon: str | None = None
+    legacy_signed: bool = False
+    ip_allowlist: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +274,11 @@ def validate_draft(
         )
     platforms = {p: _check_platform(p, d, errors) for p, d in draft.platforms.items()}
     audience = _check_audience(draft, errors)
+    allowlist = None
+    try:
+        allowlist = parse_allowlist(draft.ip_allowlist)
+    except InvalidInput as error:
+        errors.extend(error.errors)
     app = App(
         app_key="",
         name=name,
@@ -280,6 +289,8 @@ def validate_draft(
         category_id=category_id or DEFAULT_CATEGORY_ID,
         user_removable=draft.user_removable,
         audience_mode=draft.audience_mode.value,
+        legacy_signed=draft.legacy_signed,
+        ip_allowlist=allowlist,
     )
     return app, platforms, audience, category_id, errors
 
@@ -400,7 +411,12 @@ def _record(
 
 
 async def create_app(
-    *, db: Database, principal: Principal, draft: AppDraft, broker: Broker | None = None
+    *,
+    db: Database,
+    principal: Principal,
+    draft: AppDraft,
+    broker: Broker | None = None,
+    sealer: SecretSealer | None = None,
 ) -> CreatedApp:
     """Create an app (SPEC §7 ``createApp``).
 
@@ -408,8 +424,9 @@ async def create_app(
     whose audience is forced to their own enterprise. Raises ``PermissionDenied`` for other
     roles and ``InvalidInput`` with every broken rule together (including a taken identifier, an
     unknown category, or another kind than ``ENTERPRISE`` from an enterprise administrator).
-    The new app goes last in its category, with a fresh random app key. The creation is
-    audited; with a ``broker`` (the server; offline tools pass none) live clients learn of it.
+    The new app goes last in its category, with a fresh random app key and app secret (its
+    SHA-256 stored, and with a ``sealer`` a sealed copy for signed legacy mode). The creation
+    is audited; with a ``broker`` (the server; offline tools pass none) live clients learn.
     """
     role_errors = _authorise(principal, draft)
     if principal.role is Role.ENTERPRISE_ADMIN:
@@ -443,6 +460,8 @@ async def create_app(
             session.add(app)
             await session.flush()
             assert app.id is not None
+            if sealer is not None:
+                app.app_secret_sealed = sealer.seal(app_secret, app_id=app.id)
             for row in platforms.values():
                 row.app_id = app.id
                 session.add(row)
@@ -543,6 +562,12 @@ class AppPatch:
     audience_ids: list[str] = field(default_factory=list)
     platforms: dict[Platform, PlatformDraft | None] = field(default_factory=dict)
     icon: str | None = None
+    legacy_signed: bool | None = None
+    ip_allowlist: str | None = None
+
+
+class _Unchanged(Exception):
+    """Raised inside ``update_app``'s transaction to roll back a patch that changes nothing."""
 
 
 def _draft_of(app: App, platforms: dict[Platform, AppPlatform], audience: list[int]) -> AppDraft:
@@ -567,6 +592,8 @@ def _draft_of(app: App, platforms: dict[Platform, AppPlatform], audience: list[i
             for p, row in platforms.items()
         },
         icon=app.icon,
+        legacy_signed=app.legacy_signed,
+        ip_allowlist=app.ip_allowlist,
     )
 
 
@@ -591,6 +618,10 @@ def _apply_patch(draft: AppDraft, patch: AppPatch) -> AppDraft:
             draft.platforms[platform] = settings
     if patch.icon is not None:
         draft.icon = patch.icon
+    if patch.legacy_signed is not None:
+        draft.legacy_signed = patch.legacy_signed
+    if patch.ip_allowlist is not None:
+        draft.ip_allowlist = patch.ip_allowlist
     return draft
 
 
@@ -616,7 +647,15 @@ async def update_app(
                     "FORBIDDEN_KIND",
                 )
             )
-        patch.audience_mode = None  # forced to their enterprise: never changed
+        if patch.audience_mode is not None:
+            role_errors.append(
+                FieldError(
+                    "input.audience",
+                    "an enterprise administrator's apps are shown to their own enterprise only",
+                    "FORBIDDEN_AUDIENCE",
+                )
+            )
+            patch.audience_mode = None
     try:
         async with db.write() as session:
             app = await catalogue.get_app(session, app_id)
@@ -658,6 +697,8 @@ async def update_app(
                 "category_id",
                 "user_removable",
                 "audience_mode",
+                "legacy_signed",
+                "ip_allowlist",
             ):
                 setattr(app, name, getattr(new, name))
             app.updated_at = utcnow()
@@ -671,7 +712,11 @@ async def update_app(
             if old_icon != app.icon:
                 await icon_store.delete_if_unreferenced(session, old_icon)
             after = audit.app_snapshot(app, new_platforms, new_audience)
+            if before == after:  # nothing to record, nobody to tell: roll back
+                raise _Unchanged
             _record(session, principal, audit.APP_UPDATE, app, before, after)
+    except _Unchanged:  # the rollback expired the row: read it again
+        return await administered_app(db=db, principal=principal, app_id=app_id)
     except IntegrityError as error:
         raise InvalidInput.single(
             "input.identifier",
@@ -753,6 +798,10 @@ async def list_apps(
     if where.search is not None and len(where.search) > MAX_SEARCH_LENGTH:
         raise InvalidInput.single(
             "filter.search", f"at most {MAX_SEARCH_LENGTH} characters", "TOO_LONG"
+        )
+    if where.search is not None and has_control(where.search):
+        raise InvalidInput.single(
+            "filter.search", "must not contain control characters", "INVALID_SEARCH"
         )
     if principal.role is Role.ENTERPRISE_ADMIN:
         where = replace(where, owner_cid=principal.cid)

@@ -29,6 +29,7 @@ APP_DISABLE = "app.disable"
 APP_ENABLE = "app.enable"
 APP_DELETE = "app.delete"
 APP_ROTATE_KEY = "app.rotate_key"
+APP_ROTATE_SECRET = "app.rotate_secret"
 APP_MOVE = "app.move"
 APP_SET_ICON = "app.set_icon"
 GROUP_CREATE = "group.create"
@@ -78,6 +79,8 @@ def app_snapshot(
         "audience": {"mode": app.audience_mode, "enterpriseIds": [str(c) for c in audience]},
         "platforms": {p.value: platform_snapshot(platforms[p]) for p in Platform if p in platforms},
         "appKey": f"…{app.app_key[-4:]}" if app.app_key else None,
+        "legacySigned": app.legacy_signed,
+        "ipAllowlist": app.ip_allowlist,
     }
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pubsub import Broker, user_channel
 from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
 from resolvers.identity import Principal
+from resolvers.push import enqueue_notice
 from storage import badges as store
 from storage import catalogue
 from storage.catalogue import AppRule
@@ -94,27 +95,41 @@ def encode_message(
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-async def push_notice(
-    *, db: Database, broker: Broker, app_id: int, recipients: Sequence[tuple[int, int]]
-) -> NoticeOutcome:
-    """Count one notice of app ``app_id`` for each recipient ``(cid, uid)`` (SPEC §4, §6).
-
-    Duplicates count once; recipients whose enterprise is outside the app's audience are
-    skipped. All or nothing: raises ``AppNotFound`` (unknown or disabled app) or
-    ``TooManyRecipients`` (over 10,000 distinct users) before anything is written.
-    """
+def distinct_recipients(recipients: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The distinct recipients in ``(cid, uid)`` order; raises ``TooManyRecipients`` past
+    ``MAX_RECIPIENTS`` (SPEC §6)."""
     users = sorted(set(recipients))
     if len(users) > MAX_RECIPIENTS:
         raise TooManyRecipients(len(users), MAX_RECIPIENTS)
-    async with db.write() as session:
-        app = await catalogue.get_app(session, app_id)
-        if app is None or not app.enabled:
-            raise AppNotFound(app_id)
-        admitted = await catalogue.admitted_enterprises(
-            session, app_id=app_id, cids={cid for cid, _ in users}
-        )
-        applied = [user for user in users if user[0] in admitted]
-        results = await store.add_notice(session, app_id=app_id, users=applied)
+    return users
+
+
+async def apply_notice(
+    session: AsyncSession, *, app_id: int, users: list[tuple[int, int]], coalesce_s: float
+) -> tuple[NoticeOutcome, list[store.NoticeResult]]:
+    """In the caller's transaction: count one notice of ``app_id`` for each of the distinct,
+    sorted ``users`` the app's audience admits, and enqueue their mobile pushes (SPEC §4, §9).
+    Raises ``AppNotFound`` for an unknown or disabled app. Returns the outcome and the rows
+    written, to publish after commit (``publish_notice``)."""
+    app = await catalogue.get_app(session, app_id)
+    if app is None or not app.enabled:
+        raise AppNotFound(app_id)
+    admitted = await catalogue.admitted_enterprises(
+        session, app_id=app_id, cids={cid for cid, _ in users}
+    )
+    applied = [user for user in users if user[0] in admitted]
+    results = await store.add_notice(session, app_id=app_id, users=applied)
+    await enqueue_notice(
+        session, app_id=app_id, app_name=app.name, users=applied, coalesce_s=coalesce_s
+    )
+    skipped = [
+        (user, "enterprise outside the app's audience") for user in users if user[0] not in admitted
+    ]
+    return NoticeOutcome(app_id=app_id, applied=applied, skipped=skipped), results
+
+
+async def publish_notice(broker: Broker, app_id: int, results: list[store.NoticeResult]) -> None:
+    """Send each recipient's new state to its channel (after the notice committed)."""
     await broker.publish(
         (
             user_channel(r.state.cid, r.state.uid),
@@ -122,10 +137,31 @@ async def push_notice(
         )
         for r in results
     )
-    skipped = [
-        (user, "enterprise outside the app's audience") for user in users if user[0] not in admitted
-    ]
-    return NoticeOutcome(app_id=app_id, applied=applied, skipped=skipped)
+
+
+async def push_notice(
+    *,
+    db: Database,
+    broker: Broker,
+    app_id: int,
+    recipients: Sequence[tuple[int, int]],
+    coalesce_s: float = 0.5,
+) -> NoticeOutcome:
+    """Count one notice of app ``app_id`` for each recipient ``(cid, uid)`` (SPEC §4, §6),
+    and enqueue mobile pushes in the same transaction (SPEC §9; bursts within ``coalesce_s``
+    seconds make one push per device).
+
+    Duplicates count once; recipients whose enterprise is outside the app's audience are
+    skipped. All or nothing: raises ``AppNotFound`` (unknown or disabled app) or
+    ``TooManyRecipients`` (over 10,000 distinct users) before anything is written.
+    """
+    users = distinct_recipients(recipients)
+    async with db.write() as session:
+        outcome, results = await apply_notice(
+            session, app_id=app_id, users=users, coalesce_s=coalesce_s
+        )
+    await publish_notice(broker, app_id, results)
+    return outcome
 
 
 async def _event(
@@ -278,6 +314,7 @@ class BadgeStream:
         self._watch = watch
         self._removed: set[int] = set()
         self._layout_changed = False
+        self._baseline = 0
         self._cid = cid
         self._uid = uid
         self._platform = platform
@@ -321,9 +358,13 @@ class BadgeStream:
         """The apps this stream counts (for "everything changed" checks)."""
         return set(self._visible)
 
+    def catalogue_baseline(self) -> int:
+        """The catalogue watch's sequence when this stream last loaded its state."""
+        return self._baseline
+
     def catalogue_changed(self, app_ids: Collection[int], rules: Mapping[int, AppRule]) -> None:
         """``CatalogueListener``: count or stop counting apps whose visibility changed."""
-        if self._pending is not None:  # loading: the snapshot being read may predate this
+        if self._pending is not None:  # loading: the snapshot being read may not include this
             self._reload = True
             self._wake.set()
             return
@@ -373,6 +414,8 @@ class BadgeStream:
     async def _load(self) -> None:
         self._pending = []
         self._reload = False
+        if self._watch is not None:
+            self._baseline = self._watch.sequence()
         async with self._db.read() as session:
             state = await store.read_state(session, cid=self._cid, uid=self._uid)
             unread = await store.read_unread(session, cid=self._cid, uid=self._uid)
@@ -440,17 +483,22 @@ class BadgeStream:
     async def _events(self) -> AsyncGenerator[BadgeEventData, None]:
         async with self._broker.listen(user_channel(self._cid, self._uid), self):
             await self._load()
-            yield self._snapshot_event()
+            last = self._snapshot_event()
+            yield last
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                if self._reload:
-                    await self._load()
-                    yield self._snapshot_event()
-                    continue
-                if self._layout_changed:
-                    yield self._snapshot_event()
+                if self._reload or self._layout_changed:
+                    if self._reload:
+                        await self._load()
+                    snapshot = self._snapshot_event()
+                    # A reload that finds what the client already has (a catalogue change
+                    # seen while loading, say) sends nothing.
+                    if snapshot != last:
+                        last = snapshot
+                        yield snapshot
                     continue
                 event = self._change_event()
                 if event is not None:
+                    last = event
                     yield event

@@ -22,6 +22,7 @@ import contextlib
 import enum
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,6 +40,9 @@ logger = logging.getLogger("workbench.catalogue")
 MAX_IDS_PER_MESSAGE = 1000
 # Pause after a failed rule read before trying again (the database may be restarting).
 RETRY_DELAY_S = 1.0
+# Apps whose access rules are cached (beyond this the cache starts over), and for how long.
+MAX_CACHED_APPS = 100_000
+ACCESS_TTL_S = 5.0
 
 
 def encode_change(app_ids: Iterable[int]) -> bytes:
@@ -57,8 +61,35 @@ async def publish_change(broker: Broker, app_ids: Iterable[int]) -> None:
         await broker.publish(((CATALOGUE_CHANNEL, encode_change(ids)),))
 
 
+@dataclass(frozen=True, slots=True)
+class AppAccess:
+    """What the legacy endpoints check before anything else (SPEC §6, §8): whether the app is
+    enabled, in signed mode, and its IP allowlist."""
+
+    enabled: bool
+    legacy_signed: bool
+    ip_allowlist: str | None
+
+    @property
+    def open(self) -> bool:
+        """Enabled, unsigned and without an allowlist: the seed's behaviour, nothing to check."""
+        return self.enabled and not self.legacy_signed and self.ip_allowlist is None
+
+
 class CatalogueListener(Protocol):
-    """A local stream that follows catalogue changes. Runs on the event loop; must not block."""
+    """A local stream that follows catalogue changes. Runs on the event loop; must not block.
+
+    ``catalogue_baseline()`` is the watch's ``sequence()`` taken when the stream last read its
+    state from the database: changes announced up to then are already in that state, so the
+    watch hands the stream only later ones (no spurious events for a change the stream's
+    first read already saw).
+    """
+
+    def catalogue_baseline(self) -> int:
+        """The watch sequence number this listener's state includes."""
+
+    def known_app_ids(self) -> set[int]:
+        """The apps the listener shows (checked too when "everything" changed)."""
 
     def catalogue_changed(self, app_ids: Collection[int], rules: Mapping[int, AppRule]) -> None:
         """Apps ``app_ids`` changed; ``rules`` has the current rule of those that still exist
@@ -69,19 +100,51 @@ class CatalogueWatch:
     """The process's single listener of ``CATALOGUE_CHANNEL`` (see module docstring).
 
     ``start()`` once (application lifespan), ``close()`` at shutdown; ``register(listener)``
-    around a stream's life. Pending work is a set of app ids (bounded by the catalogue size,
-    or a single "everything" flag), so a burst of changes coalesces into one read.
+    around a stream's life. Every message received gets the next sequence number; pending
+    work maps each changed app id to the newest message naming it (bounded by the catalogue
+    size, or a single "everything" mark), so a burst of changes coalesces into one read.
     """
 
     def __init__(self, db: Database, broker: Broker) -> None:
         self._db = db
         self._broker = broker
         self._listeners: set[CatalogueListener] = set()
-        self._pending: set[int] = set()
-        self._everything = False
+        self._sequence = 0
+        self._pending: dict[int, int] = {}
+        self._everything: int | None = None
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # app id -> (monotonic expiry, its access rules or None: no such app); dropped as
+        # change messages arrive, and stale after ACCESS_TTL_S for changes made out of band
+        # (``workbench catalogue import``, another process without a shared broker).
+        self._access: dict[int, tuple[float, AppAccess | None]] = {}
+
+    def sequence(self) -> int:
+        """The number of change messages received so far (see ``CatalogueListener``)."""
+        return self._sequence
+
+    async def app_access(self, app_id: int) -> AppAccess | None:
+        """The access rules of app ``app_id`` (``None`` when it does not exist), cached until
+        a change of the app is announced (at most ``ACCESS_TTL_S``), so the legacy endpoints'
+        hot path reads nothing."""
+        now = time.monotonic()
+        cached = self._access.get(app_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._db.read() as session:
+            app = await catalogue.get_app(session, app_id)
+        found = (
+            None
+            if app is None
+            else AppAccess(
+                enabled=app.enabled, legacy_signed=app.legacy_signed, ip_allowlist=app.ip_allowlist
+            )
+        )
+        if len(self._access) >= MAX_CACHED_APPS:
+            self._access.clear()
+        self._access[app_id] = (now + ACCESS_TTL_S, found)
+        return found
 
     async def start(self) -> None:
         """Start listening; returns once the channel is subscribed."""
@@ -118,26 +181,31 @@ class CatalogueWatch:
         """Broker ``Listener``: take one change message; malformed ones are logged and dropped."""
         try:
             data = json.loads(message)
-            if data.get("all"):
-                self._everything = True
-            else:
-                ids = data["a"]
-                if not all(type(i) is int for i in ids):
-                    raise ValueError("app ids must be integers")
-                self._pending.update(ids)
+            everything = bool(data.get("all"))
+            ids: list[int] = [] if everything else data["a"]
+            if not all(type(i) is int for i in ids):
+                raise ValueError("app ids must be integers")
         except (ValueError, TypeError, KeyError, AttributeError) as error:
             logger.warning("dropped a malformed catalogue message: %r", error)
             return
-        if len(self._pending) > MAX_IDS_PER_MESSAGE:
-            self._everything = True
-        if self._everything:
-            self._pending.clear()
+        self._sequence += 1
+        if everything or len(self._pending) + len(ids) > MAX_IDS_PER_MESSAGE:
+            self._mark_everything()
+            return
+        for app_id in ids:
+            self._pending[app_id] = self._sequence
+            self._access.pop(app_id, None)
         self._wake.set()
 
     def resync(self) -> None:
         """Broker ``Listener``: messages may have been lost, so re-check every app."""
-        self._everything = True
+        self._sequence += 1
+        self._mark_everything()
+
+    def _mark_everything(self) -> None:
+        self._everything = self._sequence
         self._pending.clear()
+        self._access.clear()
         self._wake.set()
 
     async def _run(self) -> None:
@@ -146,36 +214,40 @@ class CatalogueWatch:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                everything, ids = self._everything, self._pending
-                self._everything, self._pending = False, set()
+                everything, pending = self._everything, self._pending
+                self._everything, self._pending = None, {}
                 try:
                     async with self._db.read() as session:
-                        rules = await catalogue.app_rules(session, None if everything else ids)
+                        wanted = None if everything is not None else list(pending)
+                        rules = await catalogue.app_rules(session, wanted)
                 except Exception:
                     logger.exception("could not read app rules; retrying")
-                    if everything:
-                        self._everything = True
+                    if everything is not None:
+                        self._everything = max(everything, self._everything or 0)
                     else:
-                        self._pending |= ids
+                        for app_id, seq in pending.items():
+                            self._pending[app_id] = max(seq, self._pending.get(app_id, 0))
                     await asyncio.sleep(RETRY_DELAY_S)
                     self._wake.set()
                     continue
-                self._apply(None if everything else ids, rules)
+                self._apply(everything, pending, rules)
 
-    def _apply(self, ids: Collection[int] | None, rules: Mapping[int, AppRule]) -> None:
+    def _apply(
+        self, everything: int | None, pending: Mapping[int, int], rules: Mapping[int, AppRule]
+    ) -> None:
         for listener in tuple(self._listeners):
-            changed = ids
-            if changed is None:
-                changed = set(rules) | _known_ids(listener)
             try:
-                listener.catalogue_changed(changed, rules)
+                baseline = listener.catalogue_baseline()
+                if everything is not None:
+                    changed = (
+                        set(rules) | listener.known_app_ids() if everything > baseline else set()
+                    )
+                else:
+                    changed = {app_id for app_id, seq in pending.items() if seq > baseline}
+                if changed:
+                    listener.catalogue_changed(changed, rules)
             except Exception:  # one broken stream must not starve the others
                 logger.exception("catalogue listener failed")
-
-
-def _known_ids(listener: CatalogueListener) -> set[int]:
-    known = getattr(listener, "known_app_ids", None)
-    return set(known()) if callable(known) else set()
 
 
 class WorkbenchChangeKind(enum.StrEnum):
@@ -229,6 +301,7 @@ class WorkbenchChangeStream:
         self._visible: set[int] = set()
         self._removed: set[int] = set()
         self._changed: set[int] = set()
+        self._baseline = 0
 
     def deliver(self, message: bytes) -> None:
         """Broker ``Listener`` of the user's channel: a reload message means the user removed
@@ -245,6 +318,10 @@ class WorkbenchChangeStream:
     def known_app_ids(self) -> set[int]:
         """The apps this stream shows (for "everything changed" checks)."""
         return set(self._visible)
+
+    def catalogue_baseline(self) -> int:
+        """The catalogue watch's sequence when this stream last loaded its state."""
+        return self._baseline
 
     def catalogue_changed(self, app_ids: Collection[int], rules: Mapping[int, AppRule]) -> None:
         """``CatalogueListener``: update the shown set in memory from the new rules."""
@@ -265,6 +342,7 @@ class WorkbenchChangeStream:
     async def _load(self) -> None:
         self._loading = True
         self._reload = False
+        self._baseline = self._watch.sequence()
         try:
             async with self._db.read() as session:
                 visible = await catalogue.visible_app_ids(

@@ -1,6 +1,7 @@
 """Cursor pagination for connections (GraphQL Cursor Connections Specification, Relay).
 
-Cursors are opaque to clients: URL-safe base64 of ``"<kind>:<row id>"``. A page lists rows
+Cursors are opaque to clients: URL-safe base64 of ``"<kind>:<row id>"`` (row ids are 32-bit
+``storage.models`` ids, so a larger number is no cursor of ours). A page lists rows
 after the cursor's row in the connection's order; ``first`` is 1..``MAX_PAGE_SIZE``.
 """
 
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from resolvers.errors import FieldError, InvalidInput
+from storage.models import MAX_ROW_ID
 
+_DIGITS = re.compile(r"[0-9]{1,10}")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 T = TypeVar("T")
@@ -42,7 +46,7 @@ def decode_cursor(kind: str, cursor: str | None, field: str = "after") -> int | 
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = text.partition(":")
-        if prefix != kind or not number.isdigit() or len(number) > 19:
+        if prefix != kind or not _DIGITS.fullmatch(number) or int(number) > MAX_ROW_ID:
             raise ValueError(text)
         return int(number)
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:

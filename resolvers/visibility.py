@@ -68,7 +68,9 @@ async def explain_visibility(
     ``uid``, whose removals count when given) for ``platform``.
 
     Platform administrators ask about any enterprise; enterprise administrators about their own
-    only. Raises ``PermissionDenied`` otherwise and ``AppNotFound`` for an unknown app.
+    only, and only about platform apps and their own apps (another enterprise's app looks
+    absent: they learn nothing of it). Raises ``PermissionDenied`` otherwise and
+    ``AppNotFound`` for an unknown app.
     """
     if principal.role is Role.ENTERPRISE_ADMIN:
         if cid != principal.cid:
@@ -77,7 +79,11 @@ async def explain_visibility(
         raise PermissionDenied("only administrators may ask why an app is (not) visible")
     async with db.read() as session:
         app = await catalogue.get_app(session, app_id)
-        if app is None:
+        if app is None or (
+            principal.role is Role.ENTERPRISE_ADMIN
+            and app.owner_cid is not None
+            and app.owner_cid != principal.cid
+        ):
             raise AppNotFound(app_id)
         settings = (await catalogue.platform_settings(session, [app_id]))[app_id]
         admitted = await catalogue.admitted_enterprises(session, app_id=app_id, cids=[cid])

@@ -33,6 +33,7 @@ from schema.badges import BadgeMutation, BadgeSubscription
 from schema.errors import is_unexpected, masking_extension
 from schema.groups import GroupMutation, GroupQuery
 from schema.limits import DocumentLimiter
+from schema.vendor import DeviceMutation, NotificationSubscription, VendorMutation
 from schema.visibility import VisibilityQuery
 from schema.workbench import (
     RemovalMutation,
@@ -64,9 +65,13 @@ Mutation = merge_types(
         RemovalMutation,
         GroupMutation,
         IconMutation,
+        VendorMutation,
+        DeviceMutation,
     ),
 )
-Subscription = merge_types("Subscription", (BadgeSubscription, WorkbenchSubscription))
+Subscription = merge_types(
+    "Subscription", (BadgeSubscription, WorkbenchSubscription, NotificationSubscription)
+)
 
 
 logger = logging.getLogger("workbench.graphql")

@@ -116,6 +116,23 @@ class App:
     def user_removable(self) -> bool:
         return self.row.user_removable
 
+    @strawberry.field(
+        description="Legacy endpoints need timestamp + sign (SPEC §8). Administrators only."
+    )
+    def legacy_signed(self, info: strawberry.Info[Context, None]) -> bool | None:
+        if not app_resolvers.administers(info.context.principal, self.row):
+            return None
+        return self.row.legacy_signed
+
+    @strawberry.field(
+        description="Addresses allowed to call for this app; null: any. Administrators only."
+    )
+    def ip_allowlist(self, info: strawberry.Info[Context, None]) -> list[str] | None:
+        allowlist = self.row.ip_allowlist
+        if not app_resolvers.administers(info.context.principal, self.row) or not allowlist:
+            return None
+        return allowlist.split(",")
+
     @strawberry.field
     def enabled(self) -> bool:
         return self.row.enabled
@@ -232,6 +249,13 @@ class AppInput:
     pc: PlatformSettingsInput | None = None
     android: PlatformSettingsInput | None = None
     ios: PlatformSettingsInput | None = None
+    legacy_signed: bool = strawberry.field(
+        default=False, description="Legacy endpoints need timestamp + sign (SPEC §8)."
+    )
+    ip_allowlist: str | None = strawberry.field(
+        default=None,
+        description="IP addresses or CIDR networks allowed to call for this app, comma-separated.",
+    )
 
     def to_draft(self) -> app_resolvers.AppDraft:
         """The resolver-level draft."""
@@ -254,6 +278,8 @@ class AppInput:
             audience_ids=[str(cid) for cid in self.audience.enterprise_ids],
             platforms=platforms,
             icon=self.icon,
+            legacy_signed=self.legacy_signed,
+            ip_allowlist=self.ip_allowlist,
         )
 
 
@@ -281,6 +307,7 @@ class AppMutation:
                     principal=principal,
                     draft=input.to_draft(),
                     broker=context.broker,
+                    sealer=context.sealer,
                 )
             except InvalidInput as error:
                 return AppPayload(errors=user_errors(error))
@@ -375,6 +402,10 @@ class AppPatchInput:
     pc: PlatformSettingsInput | None = strawberry.UNSET
     android: PlatformSettingsInput | None = strawberry.UNSET
     ios: PlatformSettingsInput | None = strawberry.UNSET
+    legacy_signed: bool | None = strawberry.UNSET
+    ip_allowlist: str | None = strawberry.field(
+        default=strawberry.UNSET, description='"" allows every address again.'
+    )
 
     def to_patch(self) -> app_resolvers.AppPatch:
         """The resolver-level patch."""
@@ -398,6 +429,8 @@ class AppPatchInput:
             audience_ids=[] if audience is None else [str(c) for c in audience.enterprise_ids],
             platforms=platforms,
             icon=_unset_or(self.icon),
+            legacy_signed=_unset_or(self.legacy_signed),
+            ip_allowlist=_unset_or(self.ip_allowlist),
         )
 
 

@@ -86,6 +86,7 @@ class BadgeMutation:
                 principal=context.user(),
                 app_id=parse_id(app_id, "appId"),
                 platform=platform,
+                ticket_ttl_seconds=context.options.ticket_ttl_s,
             )
         return Launch.from_data(launch)
 

@@ -17,6 +17,8 @@ from pubsub import Broker
 from resolvers.catalogue_events import CatalogueWatch
 from resolvers.errors import NotAuthenticated, PermissionDenied
 from resolvers.identity import Principal, Role
+from resolvers.options import ServiceOptions
+from resolvers.sealing import SecretSealer
 from storage import catalogue
 from storage import icons as icon_store
 from storage.db import Database
@@ -61,6 +63,8 @@ class Context:
     db: Database
     broker: Broker
     watch: CatalogueWatch
+    options: ServiceOptions
+    sealer: SecretSealer
     codec: TokenCodec
     base_url: str
     loaders: Loaders

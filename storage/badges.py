@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import BigInteger, Table, case, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -208,3 +208,60 @@ async def read_unread(session: AsyncSession, *, cid: int, uid: int) -> dict[int,
         badge_table.c.cid == cid, badge_table.c.uid == uid, badge_table.c.unread > 0
     )
     return {app_id: count for app_id, count in (await session.execute(stmt)).all()}
+
+
+async def set_unread(
+    session: AsyncSession, *, cid: int, uid: int, app_id: int, unread: int
+) -> tuple[UserState, int, int] | None:
+    """Set one app's ``unread`` to an absolute count (SPEC §8 ``setAppBadge``, cause SET).
+
+    A rise counts as that many new messages (``unseen += rise``, capped at ``MAX_COUNT``); a
+    fall applies the rule of every decrease (``unseen = min(unseen, total unread)``); then
+    ``version += 1``. Returns the new state, the app's new count and its count before, or
+    ``None`` when the count already was ``unread`` (nothing written, version kept).
+    """
+    insert = _insert(session)
+    await session.execute(
+        insert(state_table)
+        .values(cid=cid, uid=uid, unseen_count=0, version=0)
+        .on_conflict_do_nothing(index_elements=["cid", "uid"])
+    )
+    state = await lock_state(session, cid=cid, uid=uid)
+    assert state is not None  # just ensured
+    before = (
+        await session.execute(
+            select(badge_table.c.unread).where(
+                badge_table.c.cid == cid,
+                badge_table.c.uid == uid,
+                badge_table.c.app_id == app_id,
+            )
+        )
+    ).scalar_one_or_none() or 0
+    if before == unread:
+        return None
+    await session.execute(
+        insert(badge_table)
+        .values(cid=cid, uid=uid, app_id=app_id, unread=unread)
+        .on_conflict_do_update(index_elements=["cid", "uid", "app_id"], set_={"unread": unread})
+    )
+    if unread > before:
+        # In 64 bits, then capped: the sum of two 32-bit counts may not fit 32 bits.
+        raised = cast(state_table.c.unseen_count, BigInteger) + (unread - before)
+        capped = func.least if session.get_bind().dialect.name == "postgresql" else func.min
+        unseen: Any = capped(raised, MAX_COUNT)
+    else:
+        total = (
+            select(func.coalesce(func.sum(badge_table.c.unread), 0))
+            .where(badge_table.c.cid == cid, badge_table.c.uid == uid)
+            .scalar_subquery()
+        )
+        unseen = case((state_table.c.unseen_count > total, total), else_=state_table.c.unseen_count)
+    row = (
+        await session.execute(
+            update(state_table)
+            .where(state_table.c.cid == cid, state_table.c.uid == uid)
+            .values(unseen_count=unseen, version=state_table.c.version + 1)
+            .returning(state_table.c.unseen_count, state_table.c.version)
+        )
+    ).one()
+    return UserState(cid, uid, row.unseen_count, row.version), unread, before

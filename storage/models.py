@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -134,6 +135,24 @@ class App(SQLModel, table=True):
     audience_mode: str = Field(sa_column=Column(String(16), nullable=False))
     owner_cid: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     app_secret_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # The secret sealed (AES-GCM, ``resolvers.sealing``) for verifying signed legacy calls,
+    # which need the secret itself; ``None`` for apps created offline without a key.
+    app_secret_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # After rotateAppSecret the previous secret keeps working until this time (SPEC §8).
+    previous_secret_hash: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True)
+    )
+    previous_secret_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # Signed legacy mode (SPEC §8): timestamp + sign required on the legacy endpoints.
+    legacy_signed: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, default=False)
+    )
+    # Comma-separated IP addresses or CIDR networks allowed to call the legacy endpoints and
+    # the vendor API for this app; ``None``: any address.
+    ip_allowlist: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
@@ -282,6 +301,134 @@ class AuditEntry(SQLModel, table=True):
     scope_cid: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class SsoTicket(SQLModel, table=True):
+    """A one-time SSO ticket (SPEC §5, §8): only its SHA-256 is stored; it names the app and
+    the user it was issued for and verifies once, before ``expires_at``."""
+
+    __tablename__ = "sso_ticket"
+    __table_args__ = (Index("ix_sso_ticket_expires", "expires_at"),)
+
+    ticket_hash: str = Field(sa_column=Column(String(64), primary_key=True, nullable=False))
+    app_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("app.id", ondelete="CASCADE"), nullable=False)
+    )
+    cid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    account: str = Field(sa_column=Column(String(128), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class LegacySignature(SQLModel, table=True):
+    """A ``sign`` already accepted for an app in signed legacy mode, kept until its timestamp
+    leaves the 300 s window, so a replayed request is refused (SPEC §8)."""
+
+    __tablename__ = "legacy_signature"
+    __table_args__ = (Index("ix_legacy_signature_expires", "expires_at"),)
+
+    app_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("app.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    sign: str = Field(sa_column=Column(String(64), primary_key=True, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first result of a vendor call with an idempotency key, replayed for 24 h (SPEC §8)."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (Index("ix_idempotency_record_created", "created_at"),)
+
+    app_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("app.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    key: str = Field(sa_column=Column(String(128), primary_key=True, nullable=False))
+    result: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class VendorBadgeVersion(SQLModel, table=True):
+    """The last ``setAppBadge`` version applied for one app and user (SPEC §8)."""
+
+    __tablename__ = "vendor_badge_version"
+
+    app_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("app.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    cid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, primary_key=True, nullable=False))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Device(SQLModel, table=True):
+    """A mobile device registered for push notifications (SPEC §9); a push token belongs to
+    one user at a time (registering it again moves it)."""
+
+    __tablename__ = "device"
+    __table_args__ = (
+        CheckConstraint(_in("platform", Platform), name="ck_device_platform"),
+        Index("ix_device_user", "cid", "uid"),
+    )
+
+    push_token: str = Field(sa_column=Column(String(512), primary_key=True, nullable=False))
+    platform: str = Field(sa_column=Column(String(8), nullable=False))
+    cid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class PushState(enum.StrEnum):
+    """Where a push outbox row is: waiting (``PENDING``, possibly leased by a dispatcher),
+    delivered (``SENT``), not needed any more (``DROPPED``: read meanwhile), or given up after
+    the last retry (``DEAD``)."""
+
+    PENDING = "PENDING"
+    SENT = "SENT"
+    DROPPED = "DROPPED"
+    DEAD = "DEAD"
+
+
+class PushOutbox(SQLModel, table=True):
+    """One push notification to one device (SPEC §4, §9), written in the transaction of the
+    notice that caused it and sent by the dispatcher; ``lease_until`` marks a row a dispatcher
+    is sending, so that one deployment sends it once even with several processes."""
+
+    __tablename__ = "push_outbox"
+    __table_args__ = (
+        CheckConstraint(_in("state", PushState), name="ck_push_outbox_state"),
+        Index("ix_push_outbox_due", "state", "next_attempt_at"),
+        Index("ix_push_outbox_device_app", "push_token", "app_id", "state"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    cid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    app_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("app.id", ondelete="CASCADE"), nullable=False)
+    )
+    platform: str = Field(sa_column=Column(String(8), nullable=False))
+    push_token: str = Field(sa_column=Column(String(512), nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(sa_column=Column(String(8), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    lease_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 metadata = SQLModel.metadata

@@ -15,6 +15,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 TABLES = (
     "app_removal, app_badge, user_badge_state, app_platform, app_audience, app, "
-    "app_category, app_group, icon_image, audit_entry"
+    "app_category, app_group, icon_image, audit_entry, sso_ticket, legacy_signature, "
+    "idempotency_record, vendor_badge_version, device, push_outbox"
 )
 
 if BACKEND not in ("sqlite", "postgresql"):
@@ -185,6 +187,14 @@ class RunningServer:
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[RunningServer]:
     """The app served by a real uvicorn server (same event loop) on a free port."""
+    async with running(settings) as started:
+        yield started
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[RunningServer]:
+    """Serve the app for ``settings`` with a real uvicorn server on a free port while the
+    block runs, then shut it down through its lifespan (tests that restart the service)."""
     application = create_app(settings)
     sock = free_socket()
     port = sock.getsockname()[1]

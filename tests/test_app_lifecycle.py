@@ -235,13 +235,16 @@ async def test_enterprise_admin_updates_own_apps_only(http, tokens):
     admin = tokens.enterprise_admin(cid=1001)
     mine = await create_app(http, admin, identifier="MineToEdit", **OWN_APP)
     theirs = await create_app(http, tokens.admin(), identifier="TheirsToEdit")
-    renamed = await update(
-        http, admin, mine["id"], name="改名", audience={"mode": "ALL", "enterpriseIds": []}
-    )
+    renamed = await update(http, admin, mine["id"], name="改名")
+    widened = await update(http, admin, mine["id"], audience={"mode": "ALL", "enterpriseIds": []})
     kind = await update(http, admin, mine["id"], kind="SYSTEM")
     body = await gql(http, admin, UPDATE, {"id": theirs["id"], "input": {"name": "抢来的"}})
     assert renamed["errors"] == []
     assert renamed["app"]["audience"] == {"mode": "SELECTED", "enterpriseIds": ["1001"]}
+    assert widened == {
+        "app": None,
+        "errors": [{"field": "input.audience", "code": "FORBIDDEN_AUDIENCE"}],
+    }
     assert kind == {"app": None, "errors": [{"field": "input.kind", "code": "FORBIDDEN_KIND"}]}
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "APP_NOT_FOUND"
@@ -380,3 +383,17 @@ async def test_enterprise_admin_deletes_own_apps_only(http, tokens):
     own = await gql(http, tokens.enterprise_admin(cid=1001), DELETE, {"id": mine["id"]})
     assert other["errors"][0]["extensions"]["code"] == "APP_NOT_FOUND"
     assert own["data"]["deleteApp"]["deletedAppId"] == mine["id"]
+
+
+async def test_a_patch_that_changes_nothing_is_not_audited(http, tokens):
+    """An empty patch, or one repeating current values, writes no audit entry."""
+    app = await create_app(http, tokens.admin(), identifier="Quiet", name="安静应用")
+    await update(http, tokens.admin(), app["id"])
+    await update(http, tokens.admin(), app["id"], name="安静应用", identifier="Quiet")
+    body = await gql(
+        http,
+        tokens.admin(),
+        "query($id: ID!) { auditLog(filter: {targetId: $id}) { totalCount } }",
+        {"id": app["id"]},
+    )
+    assert body["data"]["auditLog"]["totalCount"] == 1  # the creation only

@@ -134,6 +134,9 @@ async def test_enterprise_admin_lists_only_its_own_apps(http, tokens, catalogue)
         ({"filter": {"groupId": "x"}}, "filter.groupId", "INVALID_ID"),
         ({"filter": {"enterpriseId": "-3"}}, "filter.enterpriseId", "INVALID_ID"),
         ({"filter": {"search": "x" * 101}}, "filter.search", "TOO_LONG"),
+        ({"filter": {"search": "a\u0000"}}, "filter.search", "INVALID_SEARCH"),
+        ({"after": "YXBwOjk5OTk5OTk5OTk5OTk5OTk5OTk"}, "after", "INVALID_CURSOR"),  # 19 nines
+        ({"after": "YXBwOu-8kQ"}, "after", "INVALID_CURSOR"),  # a fullwidth digit
     ],
 )
 async def test_bad_arguments(http, tokens, variables, field, code):

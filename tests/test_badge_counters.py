@@ -17,8 +17,9 @@ from resolvers.identity import Principal, Role
 from storage import badges as store
 from storage.db import Database
 from storage.models import LaunchMode, Platform
+from tests.conftest import TIMEOUT
+from tests.helpers import PUSH
 from tests.helpers import create_app as create_app_http
-from tests.helpers import push
 
 ADMIN = Principal(cid=1, uid=1, account="admin", role=Role.PLATFORM_ADMIN)
 USER = Principal(cid=1001, uid=1034, account="zhang.san", role=Role.USER)
@@ -89,8 +90,11 @@ async def test_200_concurrent_pushappnotice_calls(http, tokens):
     """200 concurrent legacy pushappnotice calls for one user leave unread at exactly 200."""
     # given
     app = await create_app_http(http, tokens.admin(), identifier="LegacyRace")
-    # when
-    responses = await asyncio.gather(*(push(http, app["id"], ["1001,1034"]) for _ in range(200)))
+    data = {"fromcid": "1001", "fromuid": "1", "appid": app["id"], "users": '["1001,1034"]'}
+    # when: 200 writes queue on SQLite's one writer; the last may wait several seconds
+    responses = await asyncio.gather(
+        *(http.post(PUSH, data=data, timeout=TIMEOUT * 6) for _ in range(200))
+    )
     # then
     assert [r.content for r in responses] == [b'{"Result":true}'] * 200
     body = (

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import delete, select, update
 
-from resolvers.apps import AppDraft, PlatformDraft, create_app
+from resolvers.apps import AppDraft, PlatformDraft, create_app, hash_secret
 from resolvers.audit import CATALOGUE_IMPORT
 from resolvers.demo import load_demo
 from resolvers.errors import InvalidInput, PermissionDenied
 from resolvers.identity import Principal, Role
+from resolvers.sealing import SealBroken, SecretSealer
 from resolvers.transfer import (
     APP_FIELDS,
     PLATFORM_SETTINGS,
@@ -44,6 +46,16 @@ from tests.conftest import BACKEND, JWT_SECRET, TIMEOUT, _admin_execute
 BIN = Path(sys.executable).parent / "workbench"
 OPERATOR = Principal(cid=0, uid=0, account="operator", role=Role.PLATFORM_ADMIN)
 Document = dict[str, Any]
+SEALER = SecretSealer("x" * 40)  # the service key of both sites, in the signed-mode tests
+# The app keys added to format version 1 later, and their defaults when a file lacks them.
+SIGNED_MODE_DEFAULTS = {
+    "legacySigned": False,
+    "ipAllowlist": None,
+    "appSecretSealed": None,
+    "previousSecretHash": None,
+    "previousSecretSealed": None,
+    "previousSecretExpiresAt": None,
+}
 
 
 @pytest.fixture
@@ -240,6 +252,51 @@ def test_every_column_is_exported() -> None:
     assert {c.name for c in platform_t.columns} == {"app_id", "platform", *PLATFORM_SETTINGS}
 
 
+async def add_signed_app(url: str) -> tuple[int, str]:
+    """Create app ``Signed`` in signed legacy mode with an IP allowlist and a sealed secret, and
+    give it a previous (rotated) secret; returns its id and its current secret."""
+    db = Database(url)
+    try:
+        created = await create_app(
+            db=db,
+            principal=OPERATOR,
+            draft=AppDraft(
+                name="Signed App",
+                identifier="Signed",
+                platforms={Platform.PC: PlatformDraft(LaunchMode.WEB, "https://s.example.com/")},
+                legacy_signed=True,
+                ip_allowlist="10.1.2.3/8 192.168.0.7",
+            ),
+            sealer=SEALER,
+        )
+        app_id = created.app.id
+        assert app_id is not None
+        async with db.write() as session:
+            await session.execute(
+                update(app_t)
+                .where(app_t.c.id == app_id)
+                .values(
+                    previous_secret_hash=hash_secret("the old secret"),
+                    previous_secret_sealed=SEALER.seal("the old secret", app_id=app_id),
+                    previous_secret_expires_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+                )
+            )
+    finally:
+        await db.dispose()
+    return app_id, created.app_secret
+
+
+async def stored_app(url: str, identifier: str) -> App:
+    """The app ``identifier`` of the database at ``url``."""
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            stmt = select(App).where(app_t.c.identifier == identifier)
+            return (await session.execute(stmt)).scalars().one()
+    finally:
+        await db.dispose()
+
+
 async def test_uploaded_icons_travel_with_the_catalogue(
     database_url: str, empty_database_url: str
 ) -> None:
@@ -313,6 +370,140 @@ async def test_cli_round_trip(database_url: str, empty_database_url: str, tmp_pa
     assert again.returncode == 0, again.stderr
     assert b"apps        created     0  updated     0  unchanged     6" in again.stdout
     assert back.stdout == path.read_bytes()
+
+
+async def test_signed_mode_round_trip(database_url: str, empty_database_url: str) -> None:
+    """Signed legacy mode, the IP allowlist and the sealed secrets (current and previous) move
+    with the app, byte-identical; with the same service key the sealed secrets open there."""
+    # given
+    await demo_export(database_url)
+    app_id, secret = await add_signed_app(database_url)
+    exported = await export_bytes(database_url)
+    # when
+    first = await import_bytes(empty_database_url, exported)
+    second = await import_bytes(empty_database_url, exported)
+    # then
+    assert await export_bytes(empty_database_url) == exported
+    assert counts(first)["apps"] == (7, 0, 0)
+    assert counts(second)["apps"] == (0, 0, 7)
+    assert first.notes == second.notes == []
+    entry = json.loads(exported)["apps"][-1]
+    assert entry["id"] == app_id
+    assert {key: entry[key] for key in SIGNED_MODE_DEFAULTS} == {
+        "legacySigned": True,
+        "ipAllowlist": "10.0.0.0/8,192.168.0.7/32",
+        "appSecretSealed": entry["appSecretSealed"],
+        "previousSecretHash": hash_secret("the old secret"),
+        "previousSecretSealed": entry["previousSecretSealed"],
+        "previousSecretExpiresAt": "2026-01-02T03:04:05.000006Z",
+    }
+    assert entry["appSecretSealed"].startswith("v1.")
+    assert entry["appSecretHash"] == hash_secret(secret)
+    app = await stored_app(empty_database_url, "Signed")
+    assert app.legacy_signed is True
+    assert app.app_secret_sealed is not None
+    assert app.previous_secret_sealed is not None
+    assert SEALER.open(app.app_secret_sealed, app_id=app_id) == secret
+    assert SEALER.open(app.previous_secret_sealed, app_id=app_id) == "the old secret"
+    with pytest.raises(SealBroken):  # another site's service key: rotateAppSecret there
+        SecretSealer("y" * 40).open(app.app_secret_sealed, app_id=app_id)
+    # every demo app (created without a sealer) carries the defaults
+    assert all(
+        {key: other[key] for key in SIGNED_MODE_DEFAULTS} == SIGNED_MODE_DEFAULTS
+        for other in json.loads(exported)["apps"][:-1]
+    )
+
+
+async def test_imported_allowlist_is_normalised(database_url: str, empty_database_url: str) -> None:
+    """An allowlist as an administrator would type it is stored as parse_allowlist writes it."""
+    # given
+    document = json.loads(await demo_export(database_url))
+    document["apps"][0].update(legacySigned=True, ipAllowlist=" 10.1.2.3/8, 2001:db8::1 ")
+    # when
+    await import_bytes(empty_database_url, encode(document))
+    # then
+    app = await stored_app(empty_database_url, "CorpMail")
+    assert (app.legacy_signed, app.ip_allowlist) == (True, "10.0.0.0/8,2001:db8::1/128")
+
+
+async def test_file_without_signed_mode_keys_imports_with_defaults(
+    database_url: str, empty_database_url: str
+) -> None:
+    """A file exported before the signed-mode keys existed still imports: false and null; an
+    app of the database that this resets is reported."""
+    # given
+    await demo_export(database_url)
+    app_id, _ = await add_signed_app(database_url)
+    exported = await export_bytes(database_url)
+    old = json.loads(exported)
+    for entry in old["apps"]:
+        for key in SIGNED_MODE_DEFAULTS:
+            del entry[key]
+    await import_bytes(empty_database_url, exported)
+    # when
+    over_signed = await import_bytes(empty_database_url, encode(old))
+    # then
+    assert counts(over_signed)["apps"] == (0, 1, 6)
+    assert over_signed.notes == [
+        "apps[6] Signed: the file has no legacySigned, ipAllowlist, appSecretSealed, "
+        "previousSecretHash, previousSecretSealed, previousSecretExpiresAt "
+        "(exported before they existed): reset to false/null"
+    ]
+    again = json.loads(await export_bytes(empty_database_url))
+    assert again["apps"] == [{**entry, **SIGNED_MODE_DEFAULTS} for entry in old["apps"]]
+    assert again["apps"][6]["id"] == app_id
+
+
+async def test_old_file_into_an_empty_database(database_url: str, empty_database_url: str) -> None:
+    """An old file into an empty database: the round trip gives it back with the defaults."""
+    # given
+    exported = await demo_export(database_url)
+    old = json.loads(exported)
+    for entry in old["apps"]:
+        for key in SIGNED_MODE_DEFAULTS:
+            del entry[key]
+    # when
+    report = await import_bytes(empty_database_url, encode(old))
+    # then
+    assert counts(report)["apps"] == (6, 0, 0)
+    assert report.notes == []
+    assert await export_bytes(empty_database_url) == exported
+
+
+async def test_sealed_secrets_of_an_app_matched_under_another_id_are_reported(
+    database_url: str, empty_database_url: str
+) -> None:
+    """Seals are bound to the app id: an app kept under another database id is reported."""
+    # given
+    await demo_export(database_url)
+    await add_signed_app(database_url)
+    document = json.loads(await export_bytes(database_url))
+    for app in document["apps"]:
+        app["id"] += 100
+    file_id = document["apps"][6]["id"]
+    db = Database(empty_database_url)
+    try:
+        existing = await create_app(
+            db=db,
+            principal=OPERATOR,
+            draft=AppDraft(
+                name="Old signed",
+                identifier="signed",
+                platforms={Platform.PC: PlatformDraft(LaunchMode.WEB, "https://o.example.com/")},
+            ),
+        )
+    finally:
+        await db.dispose()
+    # when
+    report = await import_bytes(empty_database_url, encode(document))
+    # then
+    assert existing.app.id == 1
+    assert counts(report)["apps"] == (6, 1, 0)
+    assert report.notes == [
+        f"apps[6] Signed: kept database id 1 (the file says {file_id})",
+        f"apps[6] Signed: its sealed secrets belong to app id {file_id} and do not open as "
+        "app 1: rotateAppSecret before it uses signed mode",
+    ]
 
 
 # --- idempotence, dry runs, matching --------------------------------------------------------------
@@ -557,6 +748,39 @@ async def test_every_problem_is_reported_and_nothing_changes(database_url: str) 
     ]
     assert await export_bytes(database_url) == before
     assert await import_entries(database_url) == []
+
+
+async def test_bad_signed_mode_values_are_reported(database_url: str) -> None:
+    """The allowlist, sealed secrets, previous hash and expiry are checked, with their paths."""
+    # given
+    document = json.loads(await demo_export(database_url))
+    before = await export_bytes(database_url)
+    apps = document["apps"]
+    apps[0]["ipAllowlist"] = "10.0.0.1, 300.1.2.3"
+    apps[1]["legacySigned"] = "true"
+    apps[2]["appSecretSealed"] = "v2." + base64.urlsafe_b64encode(bytes(40)).decode()
+    apps[2]["previousSecretHash"] = "ABC"
+    apps[2]["previousSecretSealed"] = "v1.not base64!"
+    apps[3]["previousSecretExpiresAt"] = "2026-01-02T03:04:05"
+    apps[4]["appSecretSealed"] = "v1." + base64.urlsafe_b64encode(bytes(8)).decode()  # too short
+    apps[4]["previousSecretHash"] = "0" * 63
+    apps[5]["ipAllowlist"] = 7
+    # when
+    problems = await import_problems(database_url, encode(document))
+    # then
+    assert problems == [
+        "apps[0].ipAllowlist: '300.1.2.3' is not an IP address or network",
+        "apps[1].legacySigned: input should be a valid boolean",
+        "apps[2].appSecretSealed: must be null or a sealed secret: v1. then URL-safe base64",
+        "apps[2].previousSecretHash: must be null or 64 lower-case hex digits (a SHA-256)",
+        "apps[2].previousSecretSealed: must be null or a sealed secret: v1. then URL-safe base64",
+        "apps[3].previousSecretExpiresAt: must be an ISO-8601 time with its UTC offset, "
+        "e.g. 2026-01-02T03:04:05Z",
+        "apps[4].appSecretSealed: must be null or a sealed secret: v1. then URL-safe base64",
+        "apps[4].previousSecretHash: must be null or 64 lower-case hex digits (a SHA-256)",
+        "apps[5].ipAllowlist: input should be a valid string",
+    ]
+    assert await export_bytes(database_url) == before
 
 
 async def test_identifiers_differing_only_in_case_are_duplicates(

@@ -250,3 +250,32 @@ async def test_builtin_icons_are_listed_and_served(http, tokens):
     assert [i["name"] for i in icons] == ["app", "chat", "calendar", "mail", "document", "chart"]
     served = await http.get(icons[1]["url"])
     assert served.headers["content-type"] == "image/png"
+
+
+@pytest.mark.parametrize("header", ['W/"{id}"', "*", '"other", W/"{id}"'])
+async def test_if_none_match_compares_weakly(http, tokens, header):
+    """RFC 9110: If-None-Match uses weak comparison, and * matches."""
+    app = await create_app(http, tokens.admin(), identifier="Cached")
+    payload = await set_icon(http, tokens.admin(), app["id"], picture((8, 8), (3, 3, 3), "PNG"))
+    icon_id = payload["app"]["icon"].removeprefix("sha256:")
+    response = await http.get(
+        payload["app"]["iconUrl"], headers={"If-None-Match": header.format(id=icon_id)}
+    )
+    assert response.status_code == 304
+
+
+async def test_map_to_a_missing_list_index_is_400(http, tokens, settings):
+    """A multipart map naming a list index the variables do not have is a 400, not a crash."""
+    app = await create_app(http, tokens.admin(), identifier="BadMap")
+    operations = {"query": SET_ICON, "variables": {"id": app["id"], "icon": [None]}}
+    response = await http.post(
+        "/graphql",
+        data={
+            "operations": json.dumps(operations),
+            "map": json.dumps({"0": ["variables.icon.99999999999"]}),
+        },
+        files={"0": ("icon.png", picture((8, 8), (3, 3, 3), "PNG"), "image/png")},
+        headers={"Authorization": f"Bearer {tokens.admin()}"},
+    )
+    assert response.status_code == 400
+    assert await stored_icons(settings) == 0

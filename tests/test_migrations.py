@@ -51,3 +51,35 @@ def test_empty_database_is_reported(tmp_path):
 
     with pytest.raises(DatabaseNotMigrated, match="workbench migrate"):
         asyncio.run(check())
+
+
+def test_app_ids_are_never_reused_after_migrations(database_url: str):
+    """Every migration keeps the app table's AUTOINCREMENT (SQLite) or sequence: a deleted
+    app's id is not given again."""
+
+    async def run() -> tuple[int, int]:
+        from sqlalchemy import text
+
+        db = Database(database_url)
+        try:
+            ids = []
+            for name in ("first", "second"):
+                async with db.write() as session:
+                    row = await session.execute(
+                        text(
+                            "INSERT INTO app (app_key, name, identifier, identifier_key, kind, "
+                            "icon, category_id, position, user_removable, enabled, "
+                            "audience_mode, legacy_signed, created_at, updated_at) VALUES "
+                            f"('k{name}', 'n', '{name}', '{name}', 'CUSTOM', 'app', 1, 0, "
+                            "true, true, 'ALL', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP) "
+                            "RETURNING id"
+                        )
+                    )
+                    ids.append(row.scalar_one())
+                    await session.execute(text(f"DELETE FROM app WHERE id = {ids[-1]}"))
+            return ids[0], ids[1]
+        finally:
+            await db.dispose()
+
+    first, second = asyncio.run(run())
+    assert second > first

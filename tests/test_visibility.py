@@ -97,6 +97,30 @@ async def test_enterprise_admin_asks_about_own_enterprise_only(http, tokens):
     assert other["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
+async def test_enterprise_admin_learns_nothing_of_other_enterprises_apps(http, tokens):
+    """Another enterprise's own app is APP_NOT_FOUND to an enterprise admin, exactly like an
+    unknown id; platform apps and its own apps are explained."""
+    theirs = await create_app(
+        http,
+        tokens.enterprise_admin(cid=1002),
+        identifier="TheirPrivate",
+        name="别家应用",
+        kind="ENTERPRISE",
+    )
+    mine = await create_app(
+        http, tokens.enterprise_admin(cid=1001), identifier="MyPrivate", kind="ENTERPRISE"
+    )
+    admin = tokens.enterprise_admin(cid=1001)
+    hidden = await explain(http, admin, theirs["id"])
+    unknown = await explain(http, admin, "999999")
+    assert hidden["errors"][0]["extensions"]["code"] == "APP_NOT_FOUND"
+    assert unknown["errors"][0]["extensions"]["code"] == "APP_NOT_FOUND"
+    assert hidden["errors"][0]["message"].replace(theirs["id"], "N") == unknown["errors"][0][
+        "message"
+    ].replace("999999", "N")
+    assert (await explain(http, admin, mine["id"]))["visible"] is True
+
+
 @pytest.mark.parametrize("role", ["user", "vendor"])
 async def test_users_and_vendors_are_refused(http, tokens, codec, role):
     """Users and vendors get FORBIDDEN and no data."""

@@ -102,6 +102,16 @@ async def test_other_enterprises_and_platforms_see_nothing(server, http, tokens)
         await client.silence(0.4)
 
 
+async def test_a_change_made_before_subscribing_is_not_news(server, http, tokens):
+    """An app created just before subscribing is in the SNAPSHOT, and no event follows for
+    it, however late the process hears of its creation."""
+    for index in range(5):
+        app = await create_app(http, tokens.admin(), identifier=f"JustBefore{index}")
+        async with watching(server.ws_url, tokens.user()) as (client, ids):
+            assert app["id"] in ids
+            await client.silence(0.3)
+
+
 async def test_changes_disable_enable_and_delete(server, http, tokens):
     """A rename is CHANGED; disabling is REMOVED, enabling ADDED, deleting REMOVED."""
     app = await create_app(http, tokens.admin(), identifier="Lifecycle")
@@ -267,6 +277,14 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[set[int], dict[int, AppRule]]] = []
+
+    def catalogue_baseline(self) -> int:
+        """Everything is news."""
+        return 0
+
+    def known_app_ids(self) -> set[int]:
+        """Nothing shown."""
+        return set()
 
     def catalogue_changed(self, app_ids: Collection[int], rules: Mapping[int, AppRule]) -> None:
         self.calls.append((set(app_ids), dict(rules)))

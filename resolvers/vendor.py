@@ -1,0 +1,428 @@
+"""The vendor API beyond the legacy endpoints (SPEC §8; issue 4 item 3): app secrets, the
+exchange of a secret for a vendor token, notices with idempotency keys, absolute badges with
+versions, and the access rules of the legacy endpoints (signed mode, IP allowlist).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pubsub import Broker, user_channel
+from resolvers import audit
+from resolvers.addresses import address_allowed
+from resolvers.apps import administered_app, hash_secret
+from resolvers.badges import (
+    BadgeCause,
+    apply_notice,
+    distinct_recipients,
+    encode_message,
+    publish_notice,
+)
+from resolvers.errors import (
+    AppNotFound,
+    InvalidInput,
+    NotAuthenticated,
+    PermissionDenied,
+    WorkbenchError,
+)
+from resolvers.identity import Principal, Role
+from resolvers.sealing import SealBroken, SecretSealer
+from storage import badges as store
+from storage import catalogue
+from storage.db import Database
+from storage.models import (
+    MAX_ROW_ID,
+    App,
+    IdempotencyRecord,
+    LegacySignature,
+    VendorBadgeVersion,
+    utcnow,
+)
+
+logger = logging.getLogger("workbench.vendor")
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+SIGN_WINDOW_S = 300
+MAX_IDEMPOTENCY_KEY = 128
+_VERSION = re.compile(r"[0-9]{1,19}")
+_SIGN = re.compile(r"[0-9a-fA-F]{64}")
+idempotency_t = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+version_t = VendorBadgeVersion.__table__  # type: ignore[attr-defined]
+signature_t = LegacySignature.__table__  # type: ignore[attr-defined]
+
+
+class AccessRefused(WorkbenchError):
+    """A legacy call refused by the app's access rules (signature, replay, address)."""
+
+    code = "ACCESS_REFUSED"
+
+
+class StaleVersion(WorkbenchError):
+    """``setAppBadge`` with a version not greater than the last one applied (SPEC §8)."""
+
+    code = "STALE_VERSION"
+
+    def __init__(self, current_version: int, unread: int) -> None:
+        super().__init__(f"version must be greater than {current_version}")
+        self.current_version = current_version
+        self.unread = unread
+
+
+# --- secrets and tokens ---------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    """A fresh app secret: 256 random bits, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+async def rotate_app_secret(
+    *,
+    db: Database,
+    principal: Principal,
+    app_id: int,
+    grace_s: int,
+    sealer: SecretSealer | None,
+) -> tuple[App, str]:
+    """Give the app a new secret, returned once (SPEC §8 ``rotateAppSecret``); the previous
+    one keeps working for ``grace_s`` seconds, then only the new one does. Same authorisation
+    and errors as ``administered_app``; audited (without secrets)."""
+    await administered_app(db=db, principal=principal, app_id=app_id)
+    secret = new_secret()
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        if app is None:
+            raise AppNotFound(app_id)
+        now = utcnow()
+        app.previous_secret_hash = app.app_secret_hash
+        app.previous_secret_sealed = app.app_secret_sealed
+        app.previous_secret_expires_at = now + timedelta(seconds=grace_s)
+        app.app_secret_hash = hash_secret(secret)
+        app.app_secret_sealed = None if sealer is None else sealer.seal(secret, app_id=app_id)
+        app.updated_at = now
+        audit.record(
+            session,
+            actor=principal,
+            action=audit.APP_ROTATE_SECRET,
+            target_type=audit.TARGET_APP,
+            target_id=app_id,
+            scope_cid=app.owner_cid,
+            before=None,
+            after={"previousSecretValidUntil": app.previous_secret_expires_at.isoformat()},
+        )
+    return app, secret
+
+
+def _previous_valid(app: App, now: datetime) -> bool:
+    expires = app.previous_secret_expires_at
+    if expires is None:
+        return False
+    if expires.tzinfo is None:  # SQLite keeps no zone; stored values are UTC
+        expires = expires.replace(tzinfo=now.tzinfo)
+    return now < expires
+
+
+async def authenticate_app(*, db: Database, app_id: int, app_secret: str) -> App:
+    """The enabled app whose current secret (or previous one, within its grace period) is
+    ``app_secret`` (SPEC §8 ``appAccessToken``). Raises ``NotAuthenticated`` with one message
+    for an unknown app, a disabled one, or a wrong secret."""
+    refused = NotAuthenticated("app id or app secret is wrong")
+    if not 0 < app_id <= MAX_ROW_ID or len(app_secret) > 256:
+        raise refused
+    async with db.read() as session:
+        app = await catalogue.get_app(session, app_id)
+    if app is None or not app.enabled or app.app_secret_hash is None:
+        raise refused
+    digest = hash_secret(app_secret)
+    if hmac.compare_digest(digest, app.app_secret_hash):
+        return app
+    previous = app.previous_secret_hash
+    if previous and _previous_valid(app, utcnow()) and hmac.compare_digest(digest, previous):
+        return app
+    logger.info("appAccessToken refused for app %s: wrong secret", app_id)
+    raise refused
+
+
+def vendor_app(principal: Principal) -> int:
+    """The app of a vendor token; raises ``PermissionDenied`` for any other caller."""
+    if principal.role is not Role.VENDOR or principal.app_id is None:
+        raise PermissionDenied("this field needs a vendor token (appAccessToken)")
+    return principal.app_id
+
+
+# --- notices with idempotency keys ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    """What a vendor notice did for one recipient: ``applied``, or skipped with ``reason``."""
+
+    cid: int
+    uid: int
+    applied: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VendorNoticeOutcome:
+    """A vendor notice's results, one per distinct recipient in ``(cid, uid)`` order;
+    ``replayed`` when an earlier call with the same idempotency key answered them."""
+
+    results: list[RecipientResult]
+    replayed: bool
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def vendor_push_notice(
+    *,
+    db: Database,
+    broker: Broker,
+    app_id: int,
+    recipients: Sequence[tuple[int, int]],
+    idempotency_key: str | None,
+    coalesce_s: float,
+) -> VendorNoticeOutcome:
+    """One notice of the vendor's app for each recipient (SPEC §8 ``pushAppNotice``), with a
+    result per recipient. With ``idempotency_key``, a repeat within 24 h applies nothing and
+    returns the first call's results; the key and the notice commit together.
+
+    Raises ``InvalidInput`` for an empty list or a bad key, ``TooManyRecipients``, and
+    ``AppNotFound`` for a disabled app.
+    """
+    if not recipients:
+        raise InvalidInput.single("recipients", "name at least one user", "REQUIRED")
+    key = None if idempotency_key is None else idempotency_key.strip()
+    if key is not None and (not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable()):
+        raise InvalidInput.single(
+            "idempotencyKey",
+            f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
+            "INVALID_IDEMPOTENCY_KEY",
+        )
+    users = distinct_recipients(recipients)
+    async with db.write() as session:
+        if key is not None:
+            stored = await _claim_key(session, app_id=app_id, key=key)
+            if stored is not None:
+                return VendorNoticeOutcome(results=stored, replayed=True)
+        outcome, written = await apply_notice(
+            session, app_id=app_id, users=users, coalesce_s=coalesce_s
+        )
+        skipped = dict(outcome.skipped)
+        results = [
+            RecipientResult(cid, uid, (cid, uid) not in skipped, skipped.get((cid, uid)))
+            for cid, uid in users
+        ]
+        if key is not None:
+            encoded = json.dumps([[r.cid, r.uid, r.applied, r.reason] for r in results])
+            await session.execute(
+                idempotency_t.update()
+                .where(idempotency_t.c.app_id == app_id, idempotency_t.c.key == key)
+                .values(result=encoded)
+            )
+    await publish_notice(broker, app_id, written)
+    return VendorNoticeOutcome(results=results, replayed=False)
+
+
+async def _claim_key(
+    session: AsyncSession, *, app_id: int, key: str
+) -> list[RecipientResult] | None:
+    # Insert the key (empty result for now); if it exists and is fresh, its results.
+    now = utcnow()
+    await session.execute(
+        delete(idempotency_t).where(
+            idempotency_t.c.app_id == app_id,
+            idempotency_t.c.key == key,
+            idempotency_t.c.created_at < now - IDEMPOTENCY_WINDOW,
+        )
+    )
+    inserted = (
+        await session.execute(
+            _insert(session)(idempotency_t)
+            .values(app_id=app_id, key=key, result="[]", created_at=now)
+            .on_conflict_do_nothing(index_elements=["app_id", "key"])
+            .returning(idempotency_t.c.key)
+        )
+    ).first()
+    if inserted is not None:
+        return None
+    stmt = select(idempotency_t.c.result).where(
+        idempotency_t.c.app_id == app_id, idempotency_t.c.key == key
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()  # waits for a concurrent first call to commit
+    result = (await session.execute(stmt)).scalar_one()
+    return [RecipientResult(c, u, a, r) for c, u, a, r in json.loads(result)]
+
+
+# --- absolute badges --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BadgeSet:
+    """The result of ``setAppBadge``: the app's count for the user and the version applied."""
+
+    cid: int
+    uid: int
+    unread: int
+    version: int
+
+
+def parse_version(raw: str) -> int:
+    """A ``setAppBadge`` version: a decimal string of 1 to 19 digits (e.g. a Unix time in
+    milliseconds), at most 2**63-1. Raises ``InvalidInput``."""
+    text = raw.strip()
+    if not _VERSION.fullmatch(text) or int(text) > 2**63 - 1:
+        raise InvalidInput.single(
+            "version", "must be a decimal number of 1 to 19 digits", "INVALID_VERSION"
+        )
+    return int(text)
+
+
+async def set_app_badge(
+    *,
+    db: Database,
+    broker: Broker,
+    app_id: int,
+    cid: int,
+    uid: int,
+    unread: int,
+    version: int,
+) -> BadgeSet:
+    """Set the vendor app's unread count for one user to ``unread`` (SPEC §8 ``setAppBadge``,
+    cause SET), if ``version`` is greater than the last version applied for this user and
+    app. Raises ``StaleVersion`` (with the current count) otherwise, ``InvalidInput`` for a
+    negative or 32-bit-overflowing count or a user outside the app's audience, and
+    ``AppNotFound`` for a disabled app.
+    """
+    if not 0 <= unread <= store.MAX_COUNT:
+        raise InvalidInput.single("unread", f"must be 0 to {store.MAX_COUNT}", "INVALID_COUNT")
+    async with db.write() as session:
+        app = await catalogue.get_app(session, app_id)
+        if app is None or not app.enabled:
+            raise AppNotFound(app_id)
+        if cid not in await catalogue.admitted_enterprises(session, app_id=app_id, cids={cid}):
+            raise InvalidInput.single(
+                "user.cid", "this enterprise is outside the app's audience", "NOT_IN_AUDIENCE"
+            )
+        await session.execute(
+            _insert(session)(version_t)
+            .values(app_id=app_id, cid=cid, uid=uid, version=-1)
+            .on_conflict_do_nothing(index_elements=["app_id", "cid", "uid"])
+        )
+        row = (
+            await session.execute(
+                select(version_t.c.version)
+                .where(version_t.c.app_id == app_id, version_t.c.cid == cid, version_t.c.uid == uid)
+                .with_for_update()
+            )
+        ).scalar_one()
+        if version <= row:
+            current = (await store.read_unread(session, cid=cid, uid=uid)).get(app_id, 0)
+            raise StaleVersion(row, current)
+        await session.execute(
+            version_t.update()
+            .where(version_t.c.app_id == app_id, version_t.c.cid == cid, version_t.c.uid == uid)
+            .values(version=version)
+        )
+        changed = await store.set_unread(session, cid=cid, uid=uid, app_id=app_id, unread=unread)
+    if changed is not None:
+        state, count, _ = changed
+        message = encode_message(BadgeCause.SET, state, ((app_id, count),))
+        await broker.publish(((user_channel(cid, uid), message),))
+    return BadgeSet(cid=cid, uid=uid, unread=unread, version=version)
+
+
+# --- access rules of the legacy endpoints ----------------------------------------------------
+
+
+def canonical_params(pairs: Sequence[tuple[str, str]]) -> bytes:
+    """What a legacy ``sign`` covers (SPEC §8): every parameter but ``sign``, sorted by name
+    (an array's values, named ``name[]``, in the order sent), as ``name=value`` joined by
+    ``&``; names trimmed of spaces, values exactly as received (not URL-encoded), UTF-8."""
+    kept = sorted((p for p in pairs if p[0] != "sign"), key=lambda p: p[0])
+    return "&".join(f"{name}={value}" for name, value in kept).encode()
+
+
+def _secrets_for_signing(app: App, sealer: SecretSealer | None, now: datetime) -> list[str]:
+    found = []
+    assert app.id is not None
+    for sealed, usable in (
+        (app.app_secret_sealed, True),
+        (app.previous_secret_sealed, _previous_valid(app, now)),
+    ):
+        if sealed and usable and sealer is not None:
+            try:
+                found.append(sealer.open(sealed, app_id=app.id))
+            except SealBroken:
+                logger.warning("app %s: a sealed secret does not open; rotate it", app.id)
+    return found
+
+
+async def check_legacy_access(
+    *,
+    db: Database,
+    app: App,
+    params: Sequence[tuple[str, str]],
+    client_ip: str | None,
+    sealer: SecretSealer | None,
+) -> None:
+    """Apply app ``app``'s legacy access rules to one call (SPEC §8): its IP allowlist, and in
+    signed mode a ``timestamp`` within 300 s and a fresh, correct ``sign``. Raises
+    ``AccessRefused`` with the reason (for the log and ``X-Error-Reason``); an open app with no
+    allowlist passes at once."""
+    if not address_allowed(app.ip_allowlist, client_ip):
+        raise AccessRefused(f"address {client_ip} is not allowed for this app")
+    if not app.legacy_signed:
+        return
+    plain = dict(params)
+    raw_time = (plain.get("timestamp") or "").strip()
+    sign = (plain.get("sign") or "").strip().lower()
+    if not raw_time or not sign:
+        raise AccessRefused("this app requires timestamp and sign")
+    if not raw_time.isascii() or not raw_time.isdigit() or len(raw_time) > 12:
+        raise AccessRefused("timestamp must be Unix seconds")
+    if abs(time.time() - int(raw_time)) > SIGN_WINDOW_S:
+        raise AccessRefused("timestamp is outside the 300 s window")
+    if not _SIGN.fullmatch(sign):
+        raise AccessRefused("sign must be 64 hex digits")
+    now = utcnow()
+    message = canonical_params(params)
+    keys = _secrets_for_signing(app, sealer, now)
+    if not any(
+        hmac.compare_digest(hmac.new(k.encode(), message, hashlib.sha256).hexdigest(), sign)
+        for k in keys
+    ):
+        raise AccessRefused("sign does not match")
+    assert app.id is not None
+    async with db.write() as session:
+        await session.execute(delete(signature_t).where(signature_t.c.expires_at < now))
+        fresh = (
+            await session.execute(
+                _insert(session)(signature_t)
+                .values(
+                    app_id=app.id,
+                    sign=sign,
+                    expires_at=now + timedelta(seconds=2 * SIGN_WINDOW_S),
+                )
+                .on_conflict_do_nothing(index_elements=["app_id", "sign"])
+                .returning(signature_t.c.sign)
+            )
+        ).first()
+    if fresh is None:
+        raise AccessRefused("this sign was already used (replay)")

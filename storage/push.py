@@ -1,0 +1,219 @@
+"""Devices and the push outbox (SPEC §9): statements for registering devices, enqueuing pushes
+in a notice's transaction, and claiming due rows with a lease.
+
+Claiming is one ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING``: on PostgreSQL the
+inner select takes ``FOR UPDATE SKIP LOCKED``, so dispatchers in several processes never claim
+the same row; on SQLite the whole transaction holds the write lock. A claimed row carries
+``lease_until``; if its dispatcher dies, the row is due again once the lease has passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    AppBadge,
+    AppPlatform,
+    Device,
+    Platform,
+    PushOutbox,
+    PushState,
+    utcnow,
+)
+
+device_t = Device.__table__  # type: ignore[attr-defined]
+platform_t = AppPlatform.__table__  # type: ignore[attr-defined]
+MOBILE_VALUES = (Platform.ANDROID.value, Platform.IOS.value)
+outbox_t = PushOutbox.__table__  # type: ignore[attr-defined]
+badge_t = AppBadge.__table__  # type: ignore[attr-defined]
+CHUNK_USERS = 500
+
+
+async def register_device(
+    session: AsyncSession, *, push_token: str, platform: Platform, cid: int, uid: int
+) -> None:
+    """Register (or move to this user and platform) the device with ``push_token``."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    now = utcnow()
+    stmt = insert(device_t).values(
+        push_token=push_token,
+        platform=platform.value,
+        cid=cid,
+        uid=uid,
+        created_at=now,
+        updated_at=now,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["push_token"],
+            set_={"platform": platform.value, "cid": cid, "uid": uid, "updated_at": now},
+        )
+    )
+
+
+async def unregister_device(session: AsyncSession, *, push_token: str, cid: int, uid: int) -> bool:
+    """Forget the user's device with ``push_token`` and its unsent pushes; ``False`` when the
+    user has no such device (another user's token is left alone)."""
+    stmt = (
+        delete(device_t)
+        .where(device_t.c.push_token == push_token, device_t.c.cid == cid, device_t.c.uid == uid)
+        .returning(device_t.c.push_token)
+    )
+    if (await session.execute(stmt)).first() is None:
+        return False
+    await session.execute(
+        delete(outbox_t).where(
+            outbox_t.c.push_token == push_token, outbox_t.c.state == PushState.PENDING.value
+        )
+    )
+    return True
+
+
+async def devices_of(
+    session: AsyncSession, users: Sequence[tuple[int, int]], *, app_id: int
+) -> list[tuple[str, Platform, int, int]]:
+    """``(push_token, platform, cid, uid)`` of the given users' mobile devices on the
+    platforms app ``app_id`` has settings for (one query per ``CHUNK_USERS`` users)."""
+    found: list[tuple[str, Platform, int, int]] = []
+    on_app = select(platform_t.c.platform).where(platform_t.c.app_id == app_id)
+    columns = (device_t.c.push_token, device_t.c.platform, device_t.c.cid, device_t.c.uid)
+    for start in range(0, len(users), CHUNK_USERS):
+        chunk = list(users[start : start + CHUNK_USERS])
+        stmt = select(*columns).where(
+            tuple_(device_t.c.cid, device_t.c.uid).in_(chunk),
+            device_t.c.platform.in_(MOBILE_VALUES),
+            device_t.c.platform.in_(on_app),
+        )
+        found += [(t, Platform(p), c, u) for t, p, c, u in (await session.execute(stmt)).all()]
+    return found
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    text: str,
+    devices: Sequence[tuple[str, Platform, int, int]],
+    not_before: datetime,
+) -> int:
+    """Add one pending push per device for app ``app_id``, due at ``not_before``, except for
+    devices that already have one waiting for this app and not yet claimed: that one will
+    carry the latest badge when it leaves (bursts coalesce). Returns how many rows were added.
+    """
+    if not devices:
+        return 0
+    waiting: set[str] = set()
+    tokens = [d[0] for d in devices]
+    for start in range(0, len(tokens), CHUNK_USERS):
+        stmt = select(outbox_t.c.push_token).where(
+            outbox_t.c.push_token.in_(tokens[start : start + CHUNK_USERS]),
+            outbox_t.c.app_id == app_id,
+            outbox_t.c.state == PushState.PENDING.value,
+            outbox_t.c.lease_until.is_(None),
+        )
+        waiting.update((await session.execute(stmt)).scalars().all())
+    rows = [
+        {
+            "cid": cid,
+            "uid": uid,
+            "app_id": app_id,
+            "platform": platform.value,
+            "push_token": token,
+            "text": text,
+            "state": PushState.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": not_before,
+            "created_at": utcnow(),
+        }
+        for token, platform, cid, uid in devices
+        if token not in waiting
+    ]
+    for start in range(0, len(rows), CHUNK_USERS):
+        await session.execute(outbox_t.insert(), rows[start : start + CHUNK_USERS])
+    return len(rows)
+
+
+async def has_due(session: AsyncSession, now: datetime) -> bool:
+    """Whether any pending row is due and not leased (a cheap read before claiming)."""
+    stmt = (
+        select(outbox_t.c.id)
+        .where(
+            outbox_t.c.state == PushState.PENDING.value,
+            outbox_t.c.next_attempt_at <= now,
+            (outbox_t.c.lease_until.is_(None)) | (outbox_t.c.lease_until < now),
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
+) -> list[PushOutbox]:
+    """Lease up to ``limit`` due pending rows (oldest first) until ``lease_until``."""
+    due = (
+        select(outbox_t.c.id)
+        .where(
+            outbox_t.c.state == PushState.PENDING.value,
+            outbox_t.c.next_attempt_at <= now,
+            (outbox_t.c.lease_until.is_(None)) | (outbox_t.c.lease_until < now),
+        )
+        .order_by(outbox_t.c.next_attempt_at, outbox_t.c.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(outbox_t)
+        .where(outbox_t.c.id.in_(due.scalar_subquery()))
+        .values(lease_until=lease_until)
+        .returning(*outbox_t.c)
+    )
+    rows = (await session.execute(stmt)).all()
+    claimed = [PushOutbox.model_validate(dict(row._mapping)) for row in rows]
+    claimed.sort(key=lambda r: (r.next_attempt_at, r.id or 0))
+    return claimed
+
+
+async def finish(
+    session: AsyncSession, *, row_id: int, state: PushState, error: str | None = None
+) -> None:
+    """Mark a claimed row SENT, DROPPED or DEAD."""
+    await session.execute(
+        update(outbox_t)
+        .where(outbox_t.c.id == row_id)
+        .values(state=state.value, lease_until=None, finished_at=utcnow(), last_error=error)
+    )
+
+
+async def retry_later(
+    session: AsyncSession, *, row_id: int, attempts: int, at: datetime, error: str
+) -> None:
+    """Record a failed attempt; the row is due again at ``at``."""
+    await session.execute(
+        update(outbox_t)
+        .where(outbox_t.c.id == row_id)
+        .values(attempts=attempts, next_attempt_at=at, lease_until=None, last_error=error)
+    )
+
+
+async def unread_of(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> tuple[int, int]:
+    """The user's unread count of ``app_id`` and their total unread over all apps."""
+    stmt = select(
+        func.coalesce(func.sum(badge_t.c.unread).filter(badge_t.c.app_id == app_id), 0),
+        func.coalesce(func.sum(badge_t.c.unread), 0),
+    ).where(badge_t.c.cid == cid, badge_t.c.uid == uid)
+    app_unread, total = (await session.execute(stmt)).one()
+    return int(app_unread), int(total)
+
+
+async def outbox_counts(session: AsyncSession) -> dict[PushState, int]:
+    """How many rows are in each state (metrics, tests)."""
+    stmt = select(outbox_t.c.state, func.count()).group_by(outbox_t.c.state)
+    found = {PushState(state): count for state, count in (await session.execute(stmt)).all()}
+    return {state: found.get(state, 0) for state in PushState}
