@@ -9,10 +9,15 @@ requests ``request.state.db``, ``.broker``, ``.watch``, ``.options`` (``ServiceO
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,6 +33,14 @@ from auth import TokenCodec
 from graphql_view import WorkbenchGraphQL
 from icon_http import icon_routes
 from legacy_rest import legacy_routes, normalise_legacy_path
+from logs import RequestIdMiddleware, configure_logging, current_request_id
+from observability import (
+    InstrumentedBroker,
+    Meter,
+    Metrics,
+    MetricsMiddleware,
+    observability_routes,
+)
 from pubsub import create_broker
 from push_gateway import create_gateway
 from resolvers.catalogue_events import CatalogueWatch
@@ -41,6 +54,9 @@ from storage.db import Database
 from storage.migrate import require_current
 
 STATIC = Path(__file__).parent / "static"
+# Seconds to drain in-flight requests (and to close WebSockets) at shutdown.
+SHUTDOWN_GRACE_S = 10.0
+logger = logging.getLogger("workbench")
 
 
 class LegacyPathMiddleware:
@@ -123,7 +139,10 @@ class BodySizeLimitMiddleware:
             "errors": [
                 {
                     "message": f"request body over {limit} bytes",
-                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                    "extensions": {
+                        "code": "PAYLOAD_TOO_LARGE",
+                        "requestId": current_request_id(),
+                    },
                 }
             ]
         }
@@ -132,8 +151,57 @@ class BodySizeLimitMiddleware:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn settings the service relies on: no per-message deflate (about 64 KiB instead of
-    about 316 KiB per connection, STYLE.md) and a cap on WebSocket message size."""
-    return {"ws_per_message_deflate": False, "ws_max_size": settings.ws_max_message_bytes}
+    about 316 KiB per connection, STYLE.md), a cap on WebSocket message size, and server pings
+    that drop clients gone without a close frame (interval + timeout)."""
+    return {
+        "ws_per_message_deflate": False,
+        "ws_max_size": settings.ws_max_message_bytes,
+        "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_timeout,
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_S,
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: only the
+        # configured proxies may say who the client is.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or "",
+    }
+
+
+def install_graceful_shutdown(graphql: WorkbenchGraphQL) -> None:
+    """On the first SIGTERM or SIGINT, close every WebSocket with 1001 (clients reconnect
+    elsewhere) and only then let uvicorn's own handler stop accepting and drain in-flight
+    requests; a second signal goes straight to uvicorn. Called in the lifespan, after uvicorn
+    installed its handlers, and only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {
+        int(sig): signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    closing = False
+
+    def forward(sig: int, frame: FrameType | None) -> None:
+        handler = previous[sig]
+        if callable(handler):
+            handler(sig, frame)
+
+    async def graceful(sig: int) -> None:
+        try:
+            closed = await asyncio.wait_for(graphql.close_websockets(), SHUTDOWN_GRACE_S)
+            logger.info("shutdown: closed %d WebSocket connection(s) with 1001", closed)
+        except Exception:
+            logger.exception("shutdown: closing WebSockets failed")
+        forward(sig, None)
+
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        nonlocal closing
+        if closing:
+            forward(sig, frame)
+            return
+        closing = True
+        loop.call_soon_threadsafe(lambda: loop.create_task(graceful(sig)))
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
 
 
 class CachedStaticFiles(StaticFiles):
@@ -156,12 +224,25 @@ def service_options(settings: Settings) -> ServiceOptions:
     )
 
 
-def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlette:
-    """Build the service. ``check_migrations``: refuse to start on an out-of-date database."""
+def app_from_environment() -> Starlette:
+    """The app with settings from the environment: the factory ``workbench serve --workers``
+    hands each uvicorn worker process."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings, handle_signals=True)
+
+
+def create_app(
+    settings: Settings, *, check_migrations: bool = True, handle_signals: bool = False
+) -> Starlette:
+    """Build the service. ``check_migrations``: refuse to start on an out-of-date database;
+    ``handle_signals``: close WebSockets with 1001 on SIGTERM/SIGINT (``workbench serve``)."""
     service_key = settings.secret_key()
     codec = TokenCodec(service_key, issuer=settings.jwt_issuer)
     sealer = SecretSealer(service_key)
     options = service_options(settings)
+    metrics = Metrics()
+    meter = Meter(metrics)
     schema = build_schema(
         max_depth=settings.query_max_depth,
         max_tokens=settings.query_max_tokens,
@@ -182,8 +263,13 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        db = Database(settings.database_url)
-        broker = create_broker(settings.broker_url)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        broker = InstrumentedBroker(create_broker(settings.broker_url), metrics)
         watch = CatalogueWatch(db, broker)
         dispatcher = Dispatcher(
             db,
@@ -193,21 +279,30 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         )
         # Also on app.state, for operators' introspection and tests; requests use their state.
         app.state.db, app.state.broker, app.state.watch = db, broker, watch
-        app.state.dispatcher = dispatcher
+        app.state.dispatcher, app.state.metrics = dispatcher, metrics
         try:
             if check_migrations:
                 await require_current(db)
             await broker.start()
             await watch.start()
             await dispatcher.start()
+            if handle_signals:
+                install_graceful_shutdown(graphql)
             yield {
                 "db": db,
                 "broker": broker,
                 "watch": watch,
                 "options": options,
                 "sealer": sealer,
+                "meter": meter,
             }
         finally:
+            logger.info(
+                "shutdown: %d subscription(s) started, %d cleaned up, %d live",
+                meter.started,
+                meter.ended,
+                meter.live,
+            )
             await dispatcher.close()
             await watch.close()
             await broker.close()
@@ -222,6 +317,7 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         WebSocketRoute("/graphql", graphql),
         *legacy_routes(max_body_bytes=settings.legacy_max_body_bytes),
         *icon_routes(),
+        *observability_routes(),
         Mount("/icons", CachedStaticFiles(directory=STATIC / "icons"), name="icons"),
         Mount(
             "/graphiql",
@@ -230,12 +326,14 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         ),
     ]
     middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(MetricsMiddleware, metrics=metrics),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Accept"],
-            expose_headers=["X-Error-Reason"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+            expose_headers=["X-Error-Reason", "X-Request-Id"],
             max_age=86400,
         ),
         Middleware(LegacyPathMiddleware),

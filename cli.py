@@ -8,7 +8,6 @@ stops the command with the variable's name and the rule it broke.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -102,14 +101,30 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="TCP port [default: 8000].", min=1, max=65535)
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Server processes sharing the port; more than 1 needs a redis:// broker.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Serve HTTP and WebSocket (uvicorn). Run `workbench migrate` first."""
     import uvicorn
 
     from app import create_app, uvicorn_options
+    from logs import configure_logging
     from storage.migrate import DatabaseNotMigrated
 
     settings = load_settings(host=host, port=port)
+    if workers > 1 and settings.broker_url == "memory://":
+        typer.echo(
+            f"--workers {workers} needs a shared broker: set WORKBENCH_BROKER_URL=redis://... "
+            "(with memory:// each process would see only its own clients' events)",
+            err=True,
+        )
+        raise typer.Exit(2)
     signing_key(settings)
     try:
         with database_errors(settings.database_url):
@@ -117,11 +132,27 @@ def serve(
     except DatabaseNotMigrated as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from error
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    application = create_app(settings)
-    typer.echo(f"workbench on http://{settings.host}:{settings.port}  (GraphiQL: /graphql)")
+    configure_logging(settings.log_format, settings.log_level)
+    typer.echo(
+        f"workbench on http://{settings.host}:{settings.port}  (GraphiQL: /graphql)"
+        + (f", {workers} workers" if workers > 1 else "")
+    )
+    if workers > 1:
+        # Each worker builds the app from the environment; the command line's host and port
+        # only choose the socket uvicorn shares between them.
+        uvicorn.run(
+            "app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            **uvicorn_options(settings),
+            lifespan="on",
+        )
+        return
     uvicorn.run(
-        application,
+        create_app(settings, handle_signals=True),
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -263,6 +294,29 @@ def _on_database(url: str, work: Callable[[Database], Awaitable[_T]]) -> _T:
         raise typer.Exit(1) from error
 
 
+def _require_database(url: str) -> None:
+    """Exit 1 with one line when ``url`` names a SQLite file that does not exist: connecting
+    would create an empty one and leave it behind, a database that is no site's catalogue."""
+    import shlex
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or parsed.database in (None, "", ":memory:")
+        or "uri" in parsed.query  # a file: URI, not a path
+    ):
+        return
+    if not Path(parsed.database).exists():
+        typer.echo(
+            f"no database at {parsed.database}: run "
+            f"WORKBENCH_DATABASE_URL={shlex.quote(_safe_url(url))} workbench migrate first",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically, mode 0600 (never a half-written export)."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -301,6 +355,7 @@ def catalogue_export(
     from resolvers.transfer import MAX_DOCUMENT_BYTES, export_catalogue
 
     settings = load_settings()
+    _require_database(settings.database_url)
     exported = _on_database(settings.database_url, lambda db: export_catalogue(db=db))
     if output is None:
         try:
@@ -360,7 +415,9 @@ def _read_import(file: str, limit: int) -> bytes:
     help="Import a catalogue export: all of it in one transaction, or nothing.\n\n"
     "Every problem is reported first, with its place in the file. Apps are matched by "
     "identifier (updated in place), others created with the file's ids, app keys and secret "
-    "hashes; importing the same file again changes nothing.",
+    "hashes; importing the same file again changes nothing.\n\n"
+    "Signed-mode apps whose sealed secrets do not open with this site's WORKBENCH_JWT_SECRET "
+    "are imported and warned about on stderr: they need rotateAppSecret.",
 )
 def catalogue_import(
     file: Annotated[
@@ -375,17 +432,25 @@ def catalogue_import(
     Every problem is reported first, with its place in the file. Apps are matched by
     identifier (updated in place), others created with the file's ids, app keys and secret
     hashes; importing the same file again changes nothing.
+
+    Signed-mode apps whose sealed secrets do not open with this site's WORKBENCH_JWT_SECRET
+    are imported and warned about on stderr: they need rotateAppSecret.
     """
     from resolvers.errors import InvalidInput
+    from resolvers.sealing import SecretSealer
     from resolvers.transfer import MAX_DOCUMENT_BYTES, import_catalogue
 
     settings = load_settings()
+    _require_database(settings.database_url)
     data = _read_import(file, MAX_DOCUMENT_BYTES)
     name = "stdin" if file == "-" else file
+    sealer = SecretSealer(signing_key(settings))  # this site's: do the file's seals open here?
     try:
         report = _on_database(
             settings.database_url,
-            lambda db: import_catalogue(db=db, principal=OPERATOR, data=data, dry_run=dry_run),
+            lambda db: import_catalogue(
+                db=db, principal=OPERATOR, data=data, dry_run=dry_run, sealer=sealer
+            ),
         )
     except InvalidInput as error:
         problems = error.errors
@@ -403,6 +468,8 @@ def catalogue_import(
         typer.echo(f"imported {name} (sha256 {report.digest}):")
     for line in report.lines():
         typer.echo(f"  {line}")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def _safe_url(url: str) -> str:

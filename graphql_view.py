@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, cast
@@ -31,6 +32,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from auth import TokenCodec
 from graphql_ws import GraphQLTransportWSHandler, GraphQLWSHandler, WebSocketAdapter, arm_expiry
+from logs import current_request_id
 from resolvers.errors import NotAuthenticated
 from resolvers.identity import Principal
 from schema.context import Context, Loaders
@@ -95,6 +97,23 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
         super().__init__(schema, graphql_ide=None, **options)
         self.codec = codec
         self.public_url = public_url
+        # The ASGI send callable of every open WebSocket, to close them at shutdown.
+        self._open: set[Send] = set()
+
+    @property
+    def open_websockets(self) -> int:
+        """How many WebSocket connections are open."""
+        return len(self._open)
+
+    async def close_websockets(self, code: int = 1001, reason: str = "server shutting down") -> int:
+        """Close every open WebSocket with ``code`` (1001 "going away": clients reconnect,
+        through the load balancer, to another process); returns how many were closed. Their
+        handlers then end, and each subscription's cleanup runs."""
+        closing = list(self._open)
+        for send in closing:
+            with contextlib.suppress(Exception):  # already closing or gone
+                await send({"type": "websocket.close", "code": code, "reason": reason})
+        return len(closing)
 
     async def parse_http_body(self, request: Any) -> Any:
         """Strawberry's parsing, with bodies it cannot take apart (JSON ``null`` or a number,
@@ -116,7 +135,16 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
+            meter = scope.get("state", {}).get("meter")
+            if meter is not None:
+                meter.websocket_opened()
+            self._open.add(send)
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                self._open.discard(send)
+                if meter is not None:
+                    meter.websocket_closed()
             return
         request = Request(scope, receive)
         if self._is_graphiql_request(request):
@@ -147,28 +175,52 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
         try:
             response = await self.run(request, context=context)
         except HTTPException as error:
+            extensions = {"code": "BAD_REQUEST", "requestId": current_request_id()}
             return JSONResponse(
-                {"errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}]},
+                {"errors": [{"message": error.reason, "extensions": extensions}]},
                 status_code=error.status_code,
             )
         accept = request.headers.get("accept", "")
-        if not _wants_graphql_response(accept) or response.media_type != "application/json":
+        if response.media_type != "application/json":
             return response
         body = bytes(response.body)
         status = response.status_code
-        if status == 200:
+        decoded: Any = None
+        if b'"errors"' in body:
+            # Errors carry the request id, to find the request's log lines (issue 5).
             decoded = json.loads(body)
+            request_id = current_request_id()
+            errors = decoded.get("errors") if isinstance(decoded, dict) else None
+            for entry in errors if isinstance(errors, list) else []:
+                if isinstance(entry, dict) and request_id is not None:
+                    entry.setdefault("extensions", {})["requestId"] = request_id
+        if not _wants_graphql_response(accept):
+            if decoded is None:
+                return response
+            return self._replace_body(response, json.dumps(decoded).encode(), status, None)
+        if status == 200:
+            decoded = json.loads(body) if decoded is None else decoded
             if _is_request_error(decoded):
                 # GraphQL over HTTP §7.1.2: a request error has no data entry and a 4xx status.
                 decoded.pop("data", None)
-                body = json.dumps(decoded).encode()
                 status = 400
+            body = json.dumps(decoded).encode()
+        elif decoded is not None:
+            body = json.dumps(decoded).encode()
+        return self._replace_body(response, body, status, GRAPHQL_RESPONSE)
+
+    @staticmethod
+    def _replace_body(
+        response: Response, body: bytes, status: int, media_type: str | None
+    ) -> Response:
+        if media_type is None:
+            media_type = response.media_type
         headers = {
             k: v
             for k, v in response.headers.items()
             if k.lower() not in ("content-type", "content-length")
         }
-        return Response(body, status_code=status, media_type=GRAPHQL_RESPONSE, headers=headers)
+        return Response(body, status_code=status, media_type=media_type, headers=headers)
 
     @staticmethod
     def _is_graphiql_request(request: Request) -> bool:
@@ -185,7 +237,8 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
             if _wants_graphql_response(request.headers.get("accept", ""))
             else "application/json"
         )
-        body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
+        extensions = {"code": error.code, "requestId": current_request_id()}
+        body = {"errors": [{"message": error.message, "extensions": extensions}]}
         return Response(
             json.dumps(body),
             status_code=401,
@@ -204,6 +257,7 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
             watch=state.watch,
             options=state.options,
             sealer=state.sealer,
+            meter=state.meter,
             codec=self.codec,
             base_url=base,
             loaders=Loaders(state.db),

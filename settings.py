@@ -7,14 +7,23 @@ Every variable, its default and its rule:
 
 - ``WORKBENCH_DATABASE_URL``: ``sqlite+aiosqlite:///./workbench.db``; SQLite
   (``sqlite+aiosqlite://``) or PostgreSQL (``postgresql+asyncpg://``).
-- ``WORKBENCH_BROKER_URL``: ``memory://`` (one process).
+- ``WORKBENCH_DB_POOL_SIZE`` (10), ``WORKBENCH_DB_MAX_OVERFLOW`` (20),
+  ``WORKBENCH_DB_STATEMENT_TIMEOUT_MS`` (30000; 0: none): PostgreSQL pool and statement limit.
+- ``WORKBENCH_BROKER_URL``: ``memory://`` (one process) or ``redis://host:6379/0`` (several
+  processes; ``?namespace=name`` separates deployments sharing one Redis, default ``wb``).
 - ``WORKBENCH_JWT_SECRET``: unset, meaning generated once into ``WORKBENCH_JWT_SECRET_FILE``
   (``.workbench/jwt_secret``); at least 32 characters.
 - ``WORKBENCH_CORS_ORIGINS``: ``*``; comma-separated or a JSON list.
 - ``WORKBENCH_HOST`` / ``WORKBENCH_PORT``: ``127.0.0.1`` / ``8000`` (1..65535).
 - ``WORKBENCH_PUBLIC_URL``: unset; the service's external base URL (``https://im.example.com``)
   for absolute links such as icon URLs; unset, they follow the request's own URL.
+- ``WORKBENCH_FORWARDED_ALLOW_IPS``: empty; the reverse proxies (e.g. ``127.0.0.1``) whose
+  ``X-Forwarded-For`` is trusted for the client's address; empty trusts none.
 - ``WORKBENCH_DEBUG``: ``false``; ``true`` shows unexpected errors' messages to clients.
+- ``WORKBENCH_LOG_FORMAT``: ``console`` (readable lines) or ``json`` (one object per line, for
+  production); ``WORKBENCH_LOG_LEVEL``: ``INFO`` (``DEBUG``, ``WARNING``, ``ERROR``).
+- ``WORKBENCH_MULTI_INSTANCE``: ``false``; ``true`` declares several processes or machines
+  (refused with ``memory://``).
 - SSO and vendors (SPEC §5, §8): ``WORKBENCH_SSO_TICKET_TTL_SECONDS`` (300; 10..3600),
   ``WORKBENCH_APP_SECRET_GRACE_SECONDS`` (86400; how long a rotated-out app secret still works,
   0..2592000), ``WORKBENCH_VENDOR_TOKEN_TTL_SECONDS`` (7200; 60..86400).
@@ -26,6 +35,7 @@ Every variable, its default and its rule:
   push).
 - Limits: ``WORKBENCH_LEGACY_MAX_BODY_BYTES``, ``WORKBENCH_GRAPHQL_MAX_BODY_BYTES`` (1 MiB each),
   ``WORKBENCH_WS_MAX_MESSAGE_BYTES`` (64 KiB), ``WORKBENCH_WS_CONNECTION_INIT_TIMEOUT``,
+  ``WORKBENCH_WS_PING_INTERVAL`` / ``WORKBENCH_WS_PING_TIMEOUT`` (20 s each),
   ``WORKBENCH_MAX_SUBSCRIPTIONS_PER_CONNECTION``, ``WORKBENCH_QUERY_MAX_DEPTH``,
   ``WORKBENCH_QUERY_MAX_TOKENS``, ``WORKBENCH_QUERY_MAX_ALIASES``.
 """
@@ -70,6 +80,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WORKBENCH_", extra="forbid")
 
     database_url: str = "sqlite+aiosqlite:///./workbench.db"
+    # PostgreSQL connection pool per process, and the longest a statement may run.
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=20, ge=0, le=500)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0, le=3_600_000)
     broker_url: str = "memory://"
     jwt_secret: SecretStr | None = None
     jwt_secret_file: Path = Path(".workbench/jwt_secret")
@@ -77,18 +91,31 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     host: str = "127.0.0.1"
     public_url: str | None = None
+    # Addresses of reverse proxies whose X-Forwarded-For / -Proto headers are believed
+    # (comma-separated IPs or networks, "*" for any); empty: no proxy headers are trusted,
+    # so a client cannot pose as another address (IP allowlists, logs).
+    forwarded_allow_ips: str = ""
     port: int = Field(default=8000, ge=1, le=65535)
     debug: bool = False
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Protocol safety limits (issue 2, "protocol safety from the start").
     legacy_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     graphql_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     ws_connection_init_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Server pings on every WebSocket; a client that does not answer within the timeout is
+    # dropped, freeing its subscriptions (issue 5 "dead clients").
+    ws_ping_interval: float = Field(default=20.0, gt=0, le=600)
+    ws_ping_timeout: float = Field(default=20.0, gt=0, le=600)
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
     query_max_depth: int = Field(default=12, ge=2, le=100)
     query_max_tokens: int = Field(default=2000, ge=50, le=100_000)
     query_max_aliases: int = Field(default=30, ge=1, le=10_000)
+
+    # Declares that several processes serve this deployment (issue 5): needs a shared broker.
+    multi_instance: bool = False
 
     # Single sign-on and vendor credentials (issue 4).
     sso_ticket_ttl_seconds: int = Field(default=300, ge=10, le=3600)
@@ -116,10 +143,12 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _known_broker(cls, value: str) -> str:
-        if value != "memory://":
+        if value == "memory://":
+            return value
+        if not re.fullmatch(r"rediss?://[^\s/?#]*(/[0-9]{0,2})?(\?[^\s#]*)?", value):
             raise ValueError(
-                "only memory:// is available in this version (one process); "
-                f"got {value.split('://', 1)[0]!r}://"
+                "must be memory:// (one process) or redis://[user:password@]host[:port][/db]"
+                f"[?namespace=name] (got {value.split('://', 1)[0]!r}://...)"
             )
         return value
 
@@ -138,6 +167,15 @@ class Settings(BaseSettings):
         if value is not None:
             check_secret(value.get_secret_value())
         return value
+
+    @model_validator(mode="after")
+    def _shared_broker(self) -> Settings:
+        if self.multi_instance and self.broker_url == "memory://":
+            raise ValueError(
+                "WORKBENCH_MULTI_INSTANCE=true needs WORKBENCH_BROKER_URL=redis://...: with "
+                "memory:// each process would see only its own clients' events"
+            )
+        return self
 
     @model_validator(mode="after")
     def _webhook_complete(self) -> Settings:

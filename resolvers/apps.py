@@ -59,6 +59,8 @@ IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,19}")
 # A login template: optional leading & or ?, then name=value pairs joined by &. Values may be
 # empty (the legacy positional form) or hold placeholders such as {account} (SPEC §5).
 LOGIN_PARAMS = re.compile(r"[&?]?[A-Za-z0-9_.\-]+=[^&=#\s]*(&[A-Za-z0-9_.\-]+=[^&=#\s]*)*")
+# The placeholders a login template may hold (SPEC §5); any other brace is a typo.
+BRACES = re.compile(r"\{(?:account|cid|uid|ticket)\}")
 PLATFORM_FIELDS = {Platform.PC: "pc", Platform.ANDROID: "android", Platform.IOS: "ios"}
 
 
@@ -182,11 +184,18 @@ def _check_platform(
             FieldError(f"{path}.loginParams", "is allowed only with autoLogin", "NOT_ALLOWED")
         )
     elif params:
-        if len(params) > 512 or has_control(params) or not LOGIN_PARAMS.fullmatch(params):
+        if (
+            len(params) > 512
+            or has_control(params)
+            or not LOGIN_PARAMS.fullmatch(params)
+            or "{" in BRACES.sub("", params)
+            or "}" in BRACES.sub("", params)
+        ):
             errors.append(
                 FieldError(
                     f"{path}.loginParams",
-                    "must look like &account=&password=",
+                    "must look like &account=&password= or &u={account}&t={ticket} "
+                    "(placeholders: {account}, {cid}, {uid}, {ticket})",
                     "INVALID_LOGIN_PARAMS",
                 )
             )

@@ -34,6 +34,7 @@ from storage.catalogue import AppRule
 from storage.db import Database
 from storage.models import Platform
 
+STOP_TIMEOUT_S = 5.0
 logger = logging.getLogger("workbench.catalogue")
 
 # Past this many ids, a change message says "everything" instead of listing them.
@@ -159,8 +160,9 @@ class CatalogueWatch:
         """Stop listening and forget every listener."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: a cancellation swallowed by a driver must not hang shutdown.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT_S)
             self._task = None
         self._listeners.clear()
 

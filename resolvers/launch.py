@@ -46,6 +46,15 @@ class LaunchData:
     download_url: str | None
 
 
+def needs_ticket(template: str) -> bool:
+    """Whether filling ``template`` uses a ticket: ``{ticket}`` in the explicit form, or a
+    second empty parameter in the positional form (so none is issued in vain)."""
+    pairs = [pair.partition("=") for pair in template.lstrip("&?").split("&") if pair]
+    if any(PLACEHOLDER.search(value) for _, _, value in pairs):
+        return any("{ticket}" in value for _, _, value in pairs)
+    return sum(1 for _, _, value in pairs if not value) >= 2
+
+
 def fill_login_params(template: str, *, account: str, cid: int, uid: int, ticket: str) -> str:
     """The query string of login template ``template`` for this user and ticket, without a
     leading separator (module docstring for the two forms). Values are percent-encoded as
@@ -121,10 +130,12 @@ async def open_app(
         settings = (await catalogue.platform_settings(session, [app_id]))[app_id][platform]
     login_query = None
     if settings.auto_login and settings.login_params:
-        async with db.write() as session:
-            ticket = issue_ticket(
-                session, app_id=app_id, principal=principal, ttl_seconds=ticket_ttl_seconds
-            )
+        ticket = ""
+        if needs_ticket(settings.login_params):
+            async with db.write() as session:
+                ticket = issue_ticket(
+                    session, app_id=app_id, principal=principal, ttl_seconds=ticket_ttl_seconds
+                )
         login_query = fill_login_params(
             settings.login_params,
             account=principal.account,

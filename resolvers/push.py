@@ -19,8 +19,8 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,7 @@ from storage import push as store
 from storage.db import Database
 from storage.models import Platform, PushOutbox, PushState, utcnow
 
+STOP_TIMEOUT_S = 5.0
 logger = logging.getLogger("workbench.push")
 
 MOBILE = (Platform.ANDROID, Platform.IOS)
@@ -39,6 +40,10 @@ MAX_RETRY_DELAY_S = 300.0
 LEASE_S = 60.0
 BATCH = 50
 CONCURRENT_SENDS = 10
+# A send that takes longer fails (and is retried): well inside the lease, so no other process
+# takes a row while a send of it may still succeed.
+SEND_DEADLINE_S = 15.0
+MAX_BADGE = 2**31 - 1
 SWEEP_INTERVAL_S = 60.0
 
 
@@ -145,13 +150,17 @@ class Dispatcher:
         max_attempts: int = 8,
         retry_base_s: float = 2.0,
         poll_interval_s: float = 0.25,
+        send_deadline_s: float = SEND_DEADLINE_S,
     ) -> None:
         self._db = db
         self._gateway = gateway
         self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
         self._poll_interval_s = poll_interval_s
+        self._send_deadline_s = send_deadline_s
         self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.failures = 0
 
     async def start(self) -> None:
         """Start the sending loop."""
@@ -162,8 +171,9 @@ class Dispatcher:
         gateway."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: a cancellation swallowed by a driver must not hang shutdown.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT_S)
             self._task = None
         await self._gateway.close()
 
@@ -191,25 +201,33 @@ class Dispatcher:
         return swept
 
     async def run_once(self) -> int:
-        """Claim and handle one batch of due rows; returns how many were handled."""
+        """Claim and handle one batch of due rows; returns how many were handled. Each send
+        has ``SEND_DEADLINE_S`` (shorter than the lease), so a slow gateway cannot hold a row
+        past its lease, and a row is settled only while its lease is still ours."""
         now = utcnow()
         async with self._db.read() as session:
             if not await store.has_due(session, now):
                 return 0
+        lease = now + timedelta(seconds=LEASE_S)
         async with self._db.write() as session:
-            rows = await store.claim_due(
-                session, now=now, lease_until=now + timedelta(seconds=LEASE_S), limit=BATCH
-            )
+            rows = await store.claim_due(session, now=now, lease_until=lease, limit=BATCH)
         slots = asyncio.Semaphore(CONCURRENT_SENDS)
 
         async def handle(row: PushOutbox) -> None:
             async with slots:
-                await self._handle(row)
+                await self._handle(row, lease)
 
         await asyncio.gather(*(handle(row) for row in rows))
         return len(rows)
 
-    async def _handle(self, row: PushOutbox) -> None:
+    async def _settle(self, row: PushOutbox, lease: datetime, state: PushState, **kw: Any) -> None:
+        assert row.id is not None
+        async with self._db.write() as session:
+            kept = await store.finish(session, row_id=row.id, lease_until=lease, state=state, **kw)
+        if not kept:
+            logger.warning("push %s: lease lost before it was settled as %s", row.id, state)
+
+    async def _handle(self, row: PushOutbox, lease: datetime) -> None:
         assert row.id is not None
         async with self._db.read() as session:
             app_unread, total = await store.unread_of(
@@ -222,10 +240,10 @@ class Dispatcher:
                 uid=row.uid,
                 platform=Platform(row.platform),
             )
-        if app_unread == 0 or not shown:
-            async with self._db.write() as session:
-                await store.finish(session, row_id=row.id, state=PushState.DROPPED)
-            logger.info("push %s dropped: read or no longer shown", row.id)
+            owner = await store.device_owner(session, row.push_token)
+        if app_unread == 0 or not shown or owner != (row.cid, row.uid):
+            await self._settle(row, lease, PushState.DROPPED)
+            logger.info("push %s dropped: read, no longer shown, or device gone", row.id)
             return
         message = PushMessage(
             platform=Platform(row.platform),
@@ -234,34 +252,46 @@ class Dispatcher:
             uid=row.uid,
             app_id=row.app_id,
             text=row.text,
-            badge=total,
+            badge=min(total, MAX_BADGE),
         )
         try:
-            await self._gateway.send(message)
+            await asyncio.wait_for(self._gateway.send(message), self._send_deadline_s)
         except PushFailed as error:
-            await self._failed(row, str(error))
+            await self._failed(row, lease, str(error))
+            return
+        except TimeoutError:
+            await self._failed(row, lease, f"no answer within {self._send_deadline_s:g} s")
             return
         except Exception as error:  # a gateway bug must not lose the row
             logger.exception("push %s: gateway error", row.id)
-            await self._failed(row, f"{type(error).__name__}: {error}")
+            await self._failed(row, lease, f"{type(error).__name__}: {error}")
             return
-        async with self._db.write() as session:
-            await store.finish(session, row_id=row.id, state=PushState.SENT)
+        await self._settle(row, lease, PushState.SENT)
+        self.sent += 1
 
-    async def _failed(self, row: PushOutbox, error: str) -> None:
+    async def _failed(self, row: PushOutbox, lease: datetime, error: str) -> None:
         assert row.id is not None
+        self.failures += 1
         attempts = row.attempts + 1
+        if attempts >= self._max_attempts:
+            await self._settle(row, lease, PushState.DEAD, attempts=attempts, error=error[:500])
+            logger.warning("push %s dead after %d attempts: %s", row.id, attempts, error)
+            return
+        delay = min(MAX_RETRY_DELAY_S, self._retry_base_s * 2 ** (attempts - 1))
+        delay *= random.uniform(0.8, 1.2)
+        at = utcnow() + timedelta(seconds=delay)
         async with self._db.write() as session:
-            if attempts >= self._max_attempts:
-                await store.finish(session, row_id=row.id, state=PushState.DEAD, error=error)
-                logger.warning("push %s dead after %d attempts: %s", row.id, attempts, error)
-                return
-            delay = min(MAX_RETRY_DELAY_S, self._retry_base_s * 2 ** (attempts - 1))
-            delay *= random.uniform(0.8, 1.2)
-            at = utcnow() + timedelta(seconds=delay)
-            await store.retry_later(
-                session, row_id=row.id, attempts=attempts, at=at, error=error[:500]
+            kept = await store.retry_later(
+                session,
+                row_id=row.id,
+                lease_until=lease,
+                attempts=attempts,
+                at=at,
+                error=error[:500],
             )
+        if not kept:
+            logger.warning("push %s: lease lost before its retry was recorded", row.id)
+            return
         logger.info(
             "push %s failed (attempt %d), retry in %.1f s: %s", row.id, attempts, delay, error
         )

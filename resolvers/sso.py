@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolvers.errors import WorkbenchError
 from resolvers.identity import Principal
 from storage.db import Database
-from storage.models import MAX_ROW_ID, SsoTicket, utcnow
+from storage.models import MAX_ROW_ID, App, SsoTicket, utcnow
 
 logger = logging.getLogger("workbench.sso")
 
@@ -78,7 +78,8 @@ async def verify_ticket(*, db: Database, app_id: int, ticket: str) -> TicketUser
     """Use ``ticket`` for app ``app_id``: the user it names, once (SPEC §8).
 
     Raises ``InvalidTicket`` for a ticket that is garbled, unknown, already used, expired, or
-    issued for another app (a wrong app's check does not use the ticket up). Expired tickets
+    issued for another app (a wrong app's check does not use the ticket up), and for a
+    disabled app's tickets. Expired tickets
     are deleted as they are found, and with every successful check a batch of others.
     """
     if not _TICKET.fullmatch(ticket) or not 0 < app_id <= MAX_ROW_ID:
@@ -87,6 +88,10 @@ async def verify_ticket(*, db: Database, app_id: int, ticket: str) -> TicketUser
     digest = _hash(ticket)
     now = utcnow()
     async with db.write() as session:
+        app = await session.get(App, app_id)
+        if app is None or not app.enabled:
+            logger.info("ticket refused for app %s: no such enabled app", app_id)
+            raise InvalidTicket()
         found = (
             await session.execute(
                 delete(ticket_t)

@@ -8,7 +8,7 @@ Subscription with the protocol-safety extensions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import strawberry
@@ -128,6 +128,25 @@ class WorkbenchSchema(strawberry.Schema):
                 logger.debug("client error: %s", error.message.splitlines()[0][:200])
 
 
+class OperationMeter(SchemaExtension):
+    """Reports each operation's type and outcome (ok or error) to ``Context.meter``."""
+
+    def on_operation(self) -> Iterator[None]:
+        """Count the operation once it has run."""
+        yield
+        context = self.execution_context.context
+        meter = getattr(context, "meter", None)
+        if meter is None:
+            return
+        try:
+            kind = self.execution_context.operation_type.value
+        except (RuntimeError, AttributeError, KeyError, TypeError):
+            kind = "invalid"
+        result = self.execution_context.result
+        failed = result is None or bool(getattr(result, "errors", None))
+        meter.operation(kind, "error" if failed else "ok")
+
+
 def build_schema(
     *,
     max_depth: int = 12,
@@ -137,6 +156,7 @@ def build_schema(
 ) -> strawberry.Schema:
     """The service's schema; limits bound query depth, token count and aliases per document."""
     extensions: list[Callable[[], SchemaExtension]] = [
+        OperationMeter,
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: DocumentLimiter(max_depth=max_depth, max_aliases=max_aliases),
     ]

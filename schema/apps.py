@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import strawberry
@@ -18,6 +18,11 @@ from schema.context import Context
 from schema.enums import AppKind, AudienceMode, LaunchMode, Platform
 from schema.errors import UserError, domain_errors, user_errors
 from storage import catalogue, models
+
+
+def aware(value: datetime) -> datetime:
+    """``value`` with its UTC offset (SQLite returns stored UTC times without one)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @strawberry.enum(description="Which image of an app's icon.")
@@ -139,7 +144,7 @@ class App:
 
     @strawberry.field
     def created_at(self) -> datetime:
-        return self.row.created_at
+        return aware(self.row.created_at)
 
     @strawberry.field
     async def group(self, info: strawberry.Info[Context, None]) -> AppGroupRef:

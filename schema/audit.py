@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from resolvers import audit as audit_resolvers
 from resolvers.identity import parse_id
-from schema.apps import PageInfo
+from schema.apps import PageInfo, aware
 from schema.context import Context
 from schema.errors import domain_errors
 from storage import models
@@ -33,7 +33,7 @@ class AuditEntry:
 
     @strawberry.field(description="When the change committed (UTC).")
     def at(self) -> datetime:
-        return self.row.at
+        return aware(self.row.at)
 
     @strawberry.field
     def actor(self) -> AuditActor:

@@ -13,6 +13,13 @@ from schema.context import Context
 from schema.enums import BadgeCause, LaunchMode, Platform
 from schema.errors import domain_errors
 
+MAX_INT = 2**31 - 1
+
+
+def capped(count: int) -> int:
+    """``count`` within GraphQL's ``Int`` (32-bit): a sum over many apps may exceed it."""
+    return min(count, MAX_INT)
+
 
 @strawberry.type(description="One app's unread count.")
 class AppBadge:
@@ -36,8 +43,8 @@ class BadgeEvent:
         return cls(
             cause=data.cause,
             badges=[AppBadge(app_id=strawberry.ID(str(a)), unread=n) for a, n in data.badges],
-            unseen_count=data.unseen_count,
-            unread_total=data.unread_total,
+            unseen_count=capped(data.unseen_count),
+            unread_total=capped(data.unread_total),
             version=data.version,
         )
 
@@ -137,8 +144,10 @@ class BadgeSubscription:
             watch=context.watch,
         )
         events = stream.events()
+        context.meter.subscription_started("badges")
         try:
             async for event in events:
                 yield BadgeEvent.from_data(event)
         finally:
             await events.aclose()
+            context.meter.subscription_ended("badges")

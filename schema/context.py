@@ -8,7 +8,7 @@ operations on one connection never serves stale rows; they still batch within on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from strawberry.dataloader import DataLoader
 
@@ -25,6 +25,32 @@ from storage.db import Database
 from storage.models import AppCategory, AppGroup, AppPlatform, Platform
 
 USER_ROLES = (Role.USER, Role.ENTERPRISE_ADMIN, Role.PLATFORM_ADMIN)
+
+
+class Meter(Protocol):
+    """Where the GraphQL layer reports operations and subscriptions (metrics, issue 5)."""
+
+    def operation(self, kind: str, outcome: str) -> None:
+        """One operation of ``kind`` (query, mutation, subscription) ended with ``outcome``."""
+
+    def subscription_started(self, field: str) -> None:
+        """A subscription to ``field`` began."""
+
+    def subscription_ended(self, field: str) -> None:
+        """A subscription to ``field`` ended and its cleanup ran."""
+
+
+class NoMeter:
+    """A ``Meter`` that records nothing."""
+
+    def operation(self, kind: str, outcome: str) -> None:
+        """Nothing."""
+
+    def subscription_started(self, field: str) -> None:
+        """Nothing."""
+
+    def subscription_ended(self, field: str) -> None:
+        """Nothing."""
 
 
 class Loaders:
@@ -72,6 +98,7 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    meter: Meter = field(default_factory=NoMeter)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def caller(self) -> Principal:

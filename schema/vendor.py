@@ -10,7 +10,7 @@ import strawberry
 from resolvers import push as push_resolvers
 from resolvers import sso
 from resolvers import vendor as vendor_resolvers
-from resolvers.errors import InvalidInput, NotAuthenticated
+from resolvers.errors import InvalidInput, NotAuthenticated, TooManyRecipients
 from resolvers.identity import Role, parse_id
 from resolvers.notifications import NotificationStream
 from schema.apps import App, AppPayload
@@ -191,6 +191,10 @@ class VendorMutation:
                 )
             except InvalidInput as error:
                 return PushAppNoticePayload(errors=user_errors(error))
+            except TooManyRecipients as error:
+                return PushAppNoticePayload(
+                    errors=[UserError(field="recipients", message=error.message, code=error.code)]
+                )
         return PushAppNoticePayload(
             results=[
                 RecipientResult(user=_ref(r.cid, r.uid), applied=r.applied, reason=r.reason)
@@ -334,6 +338,7 @@ class NotificationSubscription:
             uid=principal.uid,
         )
         events = stream.events()
+        context.meter.subscription_started("notifications")
         try:
             async for event in events:
                 yield Notification(
@@ -345,3 +350,4 @@ class NotificationSubscription:
                 )
         finally:
             await events.aclose()
+            context.meter.subscription_ended("notifications")

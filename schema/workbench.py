@@ -11,6 +11,7 @@ from resolvers.errors import InvalidInput
 from resolvers.identity import parse_id
 from resolvers.workbench import list_removed_apps, load_workbench, remove_app, restore_app
 from schema.apps import App
+from schema.badges import capped
 from schema.context import Context
 from schema.enums import Platform, WorkbenchChangeKind
 from schema.errors import UserError, domain_errors, user_errors
@@ -91,8 +92,8 @@ class WorkbenchQuery:
             categories[-1].apps.append(item)
         return Workbench(
             platform=data.platform,
-            unseen_count=data.unseen_count,
-            unread_total=data.unread_total,
+            unseen_count=capped(data.unseen_count),
+            unread_total=capped(data.unread_total),
             version=data.version,
             groups=groups,
             apps=apps,
@@ -190,6 +191,7 @@ class WorkbenchSubscription:
             platform=platform,
         )
         events = stream.events()
+        context.meter.subscription_started("workbenchChanged")
         try:
             async for event in events:
                 yield WorkbenchChange(
@@ -199,3 +201,4 @@ class WorkbenchSubscription:
                 )
         finally:
             await events.aclose()
+            context.meter.subscription_ended("workbenchChanged")

@@ -65,7 +65,8 @@ async def add_notice(
     """Count one notice of ``app_id`` for each ``(cid, uid)`` in ``users`` (SPEC §4 row 1).
 
     ``users`` must be distinct; they are processed in sorted order. For each: ``unseen += 1``,
-    ``version += 1``, the app's ``unread += 1``; rows are created at 1 when absent. Returns one
+    ``version += 1``, the app's ``unread += 1``; rows are created at 1 when absent. Counts stop
+    at ``MAX_COUNT`` (a 32-bit column, and GraphQL's ``Int``) instead of overflowing. Returns one
     result per user, in sorted order.
     """
     insert = _insert(session)
@@ -80,7 +81,10 @@ async def add_notice(
             .on_conflict_do_update(
                 index_elements=["cid", "uid"],
                 set_={
-                    "unseen_count": state_table.c.unseen_count + 1,
+                    "unseen_count": case(
+                        (state_table.c.unseen_count >= MAX_COUNT, MAX_COUNT),
+                        else_=state_table.c.unseen_count + 1,
+                    ),
                     "version": state_table.c.version + 1,
                 },
             )
@@ -100,7 +104,12 @@ async def add_notice(
             .values([{"cid": c, "uid": u, "app_id": app_id, "unread": 1} for c, u in chunk])
             .on_conflict_do_update(
                 index_elements=["cid", "uid", "app_id"],
-                set_={"unread": badge_table.c.unread + 1},
+                set_={
+                    "unread": case(
+                        (badge_table.c.unread >= MAX_COUNT, MAX_COUNT),
+                        else_=badge_table.c.unread + 1,
+                    )
+                },
             )
             .returning(badge_table.c.cid, badge_table.c.uid, badge_table.c.unread)
         )

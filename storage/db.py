@@ -50,16 +50,34 @@ class Database:
     """One database: the engine, and transactions to read or write through it.
 
     ``url`` is a SQLAlchemy async URL (``sqlite+aiosqlite:///path`` or
-    ``postgresql+asyncpg://...``). Call ``dispose()`` when done.
+    ``postgresql+asyncpg://...``); the pool and timeout options apply to PostgreSQL (issue 5
+    item 2). Call ``dispose()`` when done.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        statement_timeout_ms: int = 30_000,
+        pool_timeout_s: float = 30.0,
+    ) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # PostgreSQL: a bounded pool per process, and no statement may run longer than
+            # statement_timeout_ms (0: no limit), so one stuck query cannot hold a connection.
+            kwargs.update(
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout_s,
+                pool_pre_ping=True,
+                connect_args={"server_settings": {"statement_timeout": str(statement_timeout_ms)}},
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_connect)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,9 +38,18 @@ CHUNK_USERS = 500
 async def register_device(
     session: AsyncSession, *, push_token: str, platform: Platform, cid: int, uid: int
 ) -> None:
-    """Register (or move to this user and platform) the device with ``push_token``."""
+    """Register (or move to this user and platform) the device with ``push_token``. A token
+    that moves to another user (a phone changing hands) takes none of the previous owner's
+    unsent pushes with it: they are deleted."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
+    await session.execute(
+        delete(outbox_t).where(
+            outbox_t.c.push_token == push_token,
+            outbox_t.c.state == PushState.PENDING.value,
+            (outbox_t.c.cid != cid) | (outbox_t.c.uid != uid),
+        )
+    )
     stmt = insert(device_t).values(
         push_token=push_token,
         platform=platform.value,
@@ -180,26 +190,68 @@ async def claim_due(
     return claimed
 
 
-async def finish(
-    session: AsyncSession, *, row_id: int, state: PushState, error: str | None = None
-) -> None:
-    """Mark a claimed row SENT, DROPPED or DEAD."""
-    await session.execute(
-        update(outbox_t)
-        .where(outbox_t.c.id == row_id)
-        .values(state=state.value, lease_until=None, finished_at=utcnow(), last_error=error)
+def _leased(row_id: int, lease_until: datetime) -> Any:
+    # Only the dispatcher still holding its lease may settle the row.
+    return (
+        (outbox_t.c.id == row_id)
+        & (outbox_t.c.state == PushState.PENDING.value)
+        & (outbox_t.c.lease_until == lease_until)
     )
+
+
+async def finish(
+    session: AsyncSession,
+    *,
+    row_id: int,
+    lease_until: datetime,
+    state: PushState,
+    attempts: int | None = None,
+    error: str | None = None,
+) -> bool:
+    """Mark a claimed row SENT, DROPPED or DEAD; ``False`` when the caller's lease was lost
+    (it expired and another dispatcher took the row), in which case nothing changes."""
+    values: dict[str, Any] = {
+        "state": state.value,
+        "lease_until": None,
+        "finished_at": utcnow(),
+        "last_error": error,
+    }
+    if attempts is not None:
+        values["attempts"] = attempts
+    stmt = (
+        update(outbox_t)
+        .where(_leased(row_id, lease_until))
+        .values(**values)
+        .returning(outbox_t.c.id)
+    )
+    return (await session.execute(stmt)).first() is not None
 
 
 async def retry_later(
-    session: AsyncSession, *, row_id: int, attempts: int, at: datetime, error: str
-) -> None:
-    """Record a failed attempt; the row is due again at ``at``."""
-    await session.execute(
+    session: AsyncSession,
+    *,
+    row_id: int,
+    lease_until: datetime,
+    attempts: int,
+    at: datetime,
+    error: str,
+) -> bool:
+    """Record a failed attempt; the row is due again at ``at``. ``False`` when the lease was
+    lost (nothing changes)."""
+    stmt = (
         update(outbox_t)
-        .where(outbox_t.c.id == row_id)
+        .where(_leased(row_id, lease_until))
         .values(attempts=attempts, next_attempt_at=at, lease_until=None, last_error=error)
+        .returning(outbox_t.c.id)
     )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def device_owner(session: AsyncSession, push_token: str) -> tuple[int, int] | None:
+    """``(cid, uid)`` of the user the device is registered to now, or ``None``."""
+    stmt = select(device_t.c.cid, device_t.c.uid).where(device_t.c.push_token == push_token)
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def unread_of(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> tuple[int, int]:

@@ -36,6 +36,9 @@ from storage.migrate import upgrade
 TIMEOUT = float(os.environ.get("WORKBENCH_TEST_TIMEOUT", "5"))
 JWT_SECRET = "test-secret-0123456789-0123456789-abcdef"
 BACKEND = os.environ.get("WORKBENCH_TEST_DATABASE", "sqlite").strip().lower()
+# The broker the test servers use: memory (default) or redis (.ci/run's PostgreSQL pass).
+BROKER = os.environ.get("WORKBENCH_TEST_BROKER", "memory").strip().lower()
+REDIS_URL = os.environ.get("WORKBENCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_ADMIN_URL = os.environ.get(
     "WORKBENCH_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
@@ -51,9 +54,13 @@ if BACKEND not in ("sqlite", "postgresql"):
     )
 
 
+if BROKER not in ("memory", "redis"):
+    raise pytest.UsageError(f"WORKBENCH_TEST_BROKER must be memory or redis, not {BROKER!r}")
+
+
 def pytest_report_header() -> str:
-    """Say which database this run tests."""
-    return f"workbench test database: {BACKEND}"
+    """Say which database and broker this run tests."""
+    return f"workbench test database: {BACKEND}, broker: {BROKER}"
 
 
 async def _admin_execute(statement: str) -> None:
@@ -122,11 +129,19 @@ async def database_url(migrated_database: str, tmp_path: Path) -> str:
     return migrated_database
 
 
+def broker_url() -> str:
+    """The broker URL for one test: memory, or Redis in a namespace of its own."""
+    if BROKER == "redis":
+        return f"{REDIS_URL}?namespace=test-{uuid.uuid4().hex[:12]}"
+    return "memory://"
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings for one test: its own database, a fixed JWT secret, short WebSocket timeouts."""
     return Settings(
         database_url=database_url,
+        broker_url=broker_url(),
         jwt_secret=JWT_SECRET,
         jwt_secret_file=tmp_path / "unused-secret",
         ws_connection_init_timeout=1.0,

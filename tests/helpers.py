@@ -53,7 +53,19 @@ async def gql(
     body = json.dumps({"query": query, "variables": variables or {}}, ensure_ascii=True)
     response = await http.post("/graphql", content=body, headers=headers)
     assert response.status_code == 200, response.text
-    return response.json()
+    return without_request_ids(response.json(), response.headers["x-request-id"])
+
+
+def without_request_ids(body: Any, request_id: str) -> Any:
+    """``body`` with each error's ``extensions.requestId`` checked (the response's
+    ``X-Request-Id``) and removed, so tests compare errors exactly."""
+    if isinstance(body, dict):
+        for error in body.get("errors") or []:
+            extensions = error.get("extensions") or {}
+            assert extensions.pop("requestId") == request_id, error
+            if not extensions:  # it held only the request id
+                del error["extensions"]
+    return body
 
 
 def web(url: str = "https://example.com/app") -> dict[str, Any]:

@@ -85,11 +85,16 @@ async def export_bytes(url: str) -> bytes:
         await db.dispose()
 
 
-async def import_bytes(url: str, data: bytes, *, dry_run: bool = False) -> ImportReport:
-    """Import ``data`` into the database at ``url`` as the operator."""
+async def import_bytes(
+    url: str, data: bytes, *, dry_run: bool = False, sealer: SecretSealer | None = None
+) -> ImportReport:
+    """Import ``data`` into the database at ``url`` as the operator (``sealer``: the target
+    site's, to check the sealed secrets with)."""
     db = Database(url)
     try:
-        return await import_catalogue(db=db, principal=OPERATOR, data=data, dry_run=dry_run)
+        return await import_catalogue(
+            db=db, principal=OPERATOR, data=data, dry_run=dry_run, sealer=sealer
+        )
     finally:
         await db.dispose()
 
@@ -252,22 +257,25 @@ def test_every_column_is_exported() -> None:
     assert {c.name for c in platform_t.columns} == {"app_id", "platform", *PLATFORM_SETTINGS}
 
 
-async def add_signed_app(url: str) -> tuple[int, str]:
-    """Create app ``Signed`` in signed legacy mode with an IP allowlist and a sealed secret, and
-    give it a previous (rotated) secret; returns its id and its current secret."""
+async def add_signed_app(
+    url: str, *, identifier: str = "Signed", sealer: SecretSealer = SEALER
+) -> tuple[int, str]:
+    """Create app ``identifier`` in signed legacy mode with an IP allowlist and a secret sealed
+    with ``sealer``, and give it a previous (rotated) secret; returns its id and its current
+    secret."""
     db = Database(url)
     try:
         created = await create_app(
             db=db,
             principal=OPERATOR,
             draft=AppDraft(
-                name="Signed App",
-                identifier="Signed",
+                name=f"{identifier} App",
+                identifier=identifier,
                 platforms={Platform.PC: PlatformDraft(LaunchMode.WEB, "https://s.example.com/")},
                 legacy_signed=True,
                 ip_allowlist="10.1.2.3/8 192.168.0.7",
             ),
-            sealer=SEALER,
+            sealer=sealer,
         )
         app_id = created.app.id
         assert app_id is not None
@@ -277,7 +285,7 @@ async def add_signed_app(url: str) -> tuple[int, str]:
                 .where(app_t.c.id == app_id)
                 .values(
                     previous_secret_hash=hash_secret("the old secret"),
-                    previous_secret_sealed=SEALER.seal("the old secret", app_id=app_id),
+                    previous_secret_sealed=sealer.seal("the old secret", app_id=app_id),
                     previous_secret_expires_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
                 )
             )
@@ -496,14 +504,68 @@ async def test_sealed_secrets_of_an_app_matched_under_another_id_are_reported(
         await db.dispose()
     # when
     report = await import_bytes(empty_database_url, encode(document))
+    checked = await import_bytes(empty_database_url, encode(document), sealer=SEALER)
     # then
     assert existing.app.id == 1
     assert counts(report)["apps"] == (6, 1, 0)
+    warning = (
+        f"apps[6] Signed: its sealed secrets belong to app id {file_id} and do not open as "
+        "app 1: rotateAppSecret before it uses signed mode"
+    )
     assert report.notes == [
         f"apps[6] Signed: kept database id 1 (the file says {file_id})",
-        f"apps[6] Signed: its sealed secrets belong to app id {file_id} and do not open as "
-        "app 1: rotateAppSecret before it uses signed mode",
+        warning,
     ]
+    assert report.warnings == [warning]
+    # with the site's sealer: the same one warning (the key is right, the id is not)
+    assert (checked.notes, checked.warnings) == (report.notes, report.warnings)
+
+
+def wrong_key(app_id: int, identifier: str = "Signed") -> str:
+    """The warning about an app whose current and previous sealed secrets do not open."""
+    return (
+        f"app {app_id} ({identifier}): its sealed secrets (current and previous) do not open "
+        "with this site's WORKBENCH_JWT_SECRET; signed legacy calls will fail until "
+        "rotateAppSecret"
+    )
+
+
+async def test_sealed_secrets_of_another_service_key_are_warned_about(
+    database_url: str, empty_database_url: str
+) -> None:
+    """Into a site with another service key, the import goes through (appAccessToken needs
+    only the hashes) but warns about every app whose sealed secrets do not open there, dry run
+    or not; with the sealing site's key, nothing is said."""
+    # given
+    await demo_export(database_url)
+    app_id, secret = await add_signed_app(database_url)  # sealed with SEALER: site A's key
+    exported = await export_bytes(database_url)
+    no_previous = json.loads(exported)
+    no_previous["apps"][6].update(
+        previousSecretHash=None, previousSecretSealed=None, previousSecretExpiresAt=None
+    )
+    site_b = SecretSealer("y" * 40)
+    # when
+    same_key = await import_bytes(empty_database_url, exported, dry_run=True, sealer=SEALER)
+    current_only = await import_bytes(
+        empty_database_url, encode(no_previous), dry_run=True, sealer=site_b
+    )
+    dry = await import_bytes(empty_database_url, exported, dry_run=True, sealer=site_b)
+    imported = await import_bytes(empty_database_url, exported, sealer=site_b)
+    # then
+    assert (same_key.notes, same_key.warnings) == ([], [])
+    assert current_only.warnings == [
+        f"app {app_id} (Signed): its sealed secret does not open with this site's "
+        "WORKBENCH_JWT_SECRET; signed legacy calls will fail until rotateAppSecret"
+    ]
+    both = wrong_key(app_id)
+    assert dry.notes == dry.warnings == [both]
+    assert imported.notes == imported.warnings == [both]
+    assert counts(imported)["apps"] == (7, 0, 0)
+    app = await stored_app(empty_database_url, "Signed")
+    assert (app.id, app.app_secret_hash) == (app_id, hash_secret(secret))
+    entries = await import_entries(empty_database_url)
+    assert json.loads(entries[-1].after or "")["notes"] == [both]
 
 
 # --- idempotence, dry runs, matching --------------------------------------------------------------
@@ -913,6 +975,57 @@ async def test_missing_sections_are_reported(database_url: str) -> None:
 
 
 # --- the command's refusals -----------------------------------------------------------------------
+
+
+async def test_cli_warns_about_sealed_secrets_that_do_not_open(
+    database_url: str, empty_database_url: str, tmp_path: Path
+) -> None:
+    """`catalogue import` (and its dry run) names on stderr each app whose sealed secrets do
+    not open with its WORKBENCH_JWT_SECRET, and imports all the same."""
+    # given
+    await demo_export(database_url)
+    other_id, _ = await add_signed_app(database_url)  # sealed with another site's key
+    await add_signed_app(database_url, identifier="SignedHere", sealer=SecretSealer(JWT_SECRET))
+    path = tmp_path / "catalogue.json"
+    path.write_bytes(await export_bytes(database_url))
+    # when
+    dry = await workbench("catalogue", "import", "--dry-run", str(path), url=empty_database_url)
+    real = await workbench("catalogue", "import", str(path), url=empty_database_url)
+    again = await workbench("catalogue", "import", str(path), url=empty_database_url)
+    # then
+    note = wrong_key(other_id)
+    for done in (dry, real, again):
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.decode() == f"warning: {note}\n"
+        assert f"  {note}\n" in done.stdout.decode()  # among the report's notes too
+    assert b"apps        created     8  updated     0  unchanged     0" in real.stdout
+    assert (await stored_app(empty_database_url, "Signed")).id == other_id
+
+
+async def test_cli_refuses_a_sqlite_database_that_does_not_exist(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Import (dry run or not) and export on a SQLite file that does not exist: one line
+    saying to migrate first, exit 1, and no empty database file left behind."""
+    # given
+    path = tmp_path / "catalogue.json"
+    path.write_bytes(await demo_export(database_url))
+    missing = tmp_path / "second.db"
+    url = f"sqlite+aiosqlite:///{missing}"
+    # when
+    done = [
+        await workbench("catalogue", "import", "--dry-run", str(path), url=url),
+        await workbench("catalogue", "import", str(path), url=url),
+        await workbench("catalogue", "export", url=url),
+    ]
+    # then
+    for d in done:
+        assert d.returncode == 1
+        assert d.stdout == b""
+        assert d.stderr.decode() == (
+            f"no database at {missing}: run WORKBENCH_DATABASE_URL={url} workbench migrate first\n"
+        )
+    assert not missing.exists()
 
 
 async def test_cli_refusals_are_one_line(database_url: str, tmp_path: Path) -> None:

@@ -142,6 +142,12 @@ def test_token_bad_arguments(env, args):
         ("WORKBENCH_PUSH_COALESCE_SECONDS", "-1", "WORKBENCH_PUSH_COALESCE_SECONDS"),
         ("WORKBENCH_SSO_TICKET_TTL_SECONDS", "5", "WORKBENCH_SSO_TICKET_TTL_SECONDS"),
         ("WORKBENCH_APP_SECRET_GRACE_SECONDS", "x", "WORKBENCH_APP_SECRET_GRACE_SECONDS"),
+        ("WORKBENCH_BROKER_URL", "redis://h/0/extra", "WORKBENCH_BROKER_URL"),
+        ("WORKBENCH_MULTI_INSTANCE", "true", "WORKBENCH_MULTI_INSTANCE=true needs"),
+        ("WORKBENCH_LOG_FORMAT", "xml", "WORKBENCH_LOG_FORMAT"),
+        ("WORKBENCH_LOG_LEVEL", "LOUD", "WORKBENCH_LOG_LEVEL"),
+        ("WORKBENCH_WS_PING_INTERVAL", "0", "WORKBENCH_WS_PING_INTERVAL"),
+        ("WORKBENCH_WS_PING_TIMEOUT", "-1", "WORKBENCH_WS_PING_TIMEOUT"),
     ],
 )
 def test_bad_environment_is_reported(env, variable, value, expected):
@@ -195,3 +201,10 @@ def test_world_readable_key_file_is_refused(env):
     assert done.returncode == 2
     assert "readable by others" in done.stderr
     assert done.stdout == ""
+
+
+def test_several_workers_need_a_shared_broker(env):
+    """serve --workers 2 on memory:// is refused with the reason, status 2."""
+    done = run("serve", "--workers", "2", env=env)
+    assert done.returncode == 2
+    assert "needs a shared broker" in done.stderr

@@ -183,3 +183,71 @@ async def test_housekeeping_deletes_only_what_expired(db):
     async with db.read() as session:
         left = (await session.execute(select(func.count()).select_from(PushOutbox))).scalar_one()
     assert left == 3
+
+
+class SlowGateway(RecordingGateway):
+    """Answers after ``delay`` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def send(self, message: PushMessage) -> None:
+        """Take ``delay`` seconds, then record."""
+        await asyncio.sleep(self.delay)
+        await super().send(message)
+
+
+async def test_a_send_past_its_deadline_is_retried_not_waited_for(db):
+    """A gateway slower than the send deadline fails that attempt (to be retried) instead of
+    holding the row past its lease."""
+    app_id = await app_with_devices(db, 1)
+    await push_notice(
+        db=db, broker=MemoryBroker(), app_id=app_id, recipients=[(1001, 1)], coalesce_s=0
+    )
+    dispatcher = Dispatcher(db, SlowGateway(1.0), send_deadline_s=0.1, retry_base_s=60)
+    assert await dispatcher.run_once() == 1
+    async with db.read() as session:
+        row = (await session.execute(select(PushOutbox))).scalars().one()
+    assert (row.state, row.attempts, row.lease_until) == ("PENDING", 1, None)
+    assert row.last_error == "no answer within 0.1 s"
+
+
+async def test_only_the_lease_holder_settles_a_row(db):
+    """finish and retry_later change nothing for a dispatcher whose lease was taken over."""
+    app_id = await app_with_devices(db, 1)
+    await push_notice(
+        db=db, broker=MemoryBroker(), app_id=app_id, recipients=[(1001, 1)], coalesce_s=0
+    )
+    now = utcnow()
+    async with db.write() as session:
+        (row,) = await store.claim_due(session, now=now, lease_until=now, limit=10)
+    later = now + timedelta(seconds=30)
+    async with db.write() as session:  # the lease expired; another dispatcher took the row
+        await store.claim_due(session, now=later, lease_until=later, limit=10)
+    assert row.id is not None
+    async with db.write() as session:
+        lost = await store.finish(session, row_id=row.id, lease_until=now, state=PushState.SENT)
+        retried = await store.retry_later(
+            session, row_id=row.id, lease_until=now, attempts=1, at=later, error="x"
+        )
+        kept = await store.finish(session, row_id=row.id, lease_until=later, state=PushState.SENT)
+    assert (lost, retried, kept) == (False, False, True)
+
+
+async def test_dead_letters_count_every_attempt(db):
+    """A dead row's attempts equal the sends tried."""
+    app_id = await app_with_devices(db, 1)
+    await push_notice(
+        db=db, broker=MemoryBroker(), app_id=app_id, recipients=[(1001, 1)], coalesce_s=0
+    )
+    gateway = RecordingGateway(failures=10)
+    dispatcher = Dispatcher(db, gateway, max_attempts=3, retry_base_s=0.01)
+    for _ in range(200):
+        await dispatcher.run_once()
+        if (await states(db))[PushState.DEAD]:
+            break
+        await asyncio.sleep(0.01)
+    async with db.read() as session:
+        row = (await session.execute(select(PushOutbox))).scalars().one()
+    assert (row.state, row.attempts, gateway.calls) == ("DEAD", 3, 3)

@@ -21,7 +21,7 @@ from settings import Settings
 from storage.db import Database
 from storage.models import App, AppCategory, AppGroup, AppRemoval
 from tests.conftest import JWT_SECRET
-from tests.helpers import create_app, gql, push, web
+from tests.helpers import create_app, gql, push, web, without_request_ids
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -304,7 +304,7 @@ async def test_bad_credentials_get_401(http, codec):
             response.status_code,
             response.headers.get("www-authenticate", "").split(" ")[0],
             response.headers.get("content-type"),
-            response.json(),
+            without_request_ids(response.json(), response.headers["x-request-id"]),
         )
 
     # then
@@ -329,7 +329,9 @@ async def test_hand_signed_token_with_every_claim_is_accepted(http):
 
     # then
     assert response.status_code == 200
-    assert response.json() == {"data": {"workbench": {"version": 0}}}
+    assert without_request_ids(response.json(), response.headers["x-request-id"]) == {
+        "data": {"workbench": {"version": 0}}
+    }
 
 
 async def test_get_without_token_gets_401(http):
@@ -340,7 +342,7 @@ async def test_get_without_token_gets_401(http):
     # then
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert response.json() == {
+    assert without_request_ids(response.json(), response.headers["x-request-id"]) == {
         "errors": [{"message": ANY, "extensions": {"code": "UNAUTHENTICATED"}}]
     }
 
@@ -355,7 +357,7 @@ async def test_401_speaks_the_accepted_media_type(http):
     # then
     assert response.status_code == 401
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
-    assert response.json() == {
+    assert without_request_ids(response.json(), response.headers["x-request-id"]) == {
         "errors": [{"message": ANY, "extensions": {"code": "UNAUTHENTICATED"}}]
     }
 
@@ -371,7 +373,9 @@ async def test_lowercase_bearer_scheme_is_accepted(http, tokens):
 
     # then
     assert response.status_code == 200
-    assert response.json() == {"data": {"workbench": {"version": 0}}}
+    assert without_request_ids(response.json(), response.headers["x-request-id"]) == {
+        "data": {"workbench": {"version": 0}}
+    }
 
 
 async def test_vendor_token_cannot_read_a_workbench(http, codec):
@@ -452,7 +456,9 @@ async def test_graphql_response_media_type_for_a_valid_query(http, tokens):
     # then
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
-    assert response.json() == {"data": {"workbench": {"version": 0}}}
+    assert without_request_ids(response.json(), response.headers["x-request-id"]) == {
+        "data": {"workbench": {"version": 0}}
+    }
 
 
 async def test_application_json_syntax_error_is_200_with_errors(http, tokens):
@@ -468,7 +474,7 @@ async def test_application_json_syntax_error_is_200_with_errors(http, tokens):
     # then
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
-    assert response.json() == {
+    assert without_request_ids(response.json(), response.headers["x-request-id"]) == {
         "data": None,
         "errors": [
             {"message": "Syntax Error: Expected Name, found <EOF>.", "locations": ANY},
@@ -493,7 +499,7 @@ async def test_graphql_response_request_error_is_400(http, tokens, query):
     # then
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
     assert response.status_code == 400
-    assert response.json() == {"errors": ANY}
+    assert without_request_ids(response.json(), response.headers["x-request-id"]) == {"errors": ANY}
 
 
 async def test_graphql_response_field_error_keeps_200(http, codec):
@@ -512,7 +518,10 @@ async def test_graphql_response_field_error_keeps_200(http, codec):
     # then
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
-    assert response.json() == {"data": None, "errors": [graphql_error("FORBIDDEN", "workbench")]}
+    assert without_request_ids(response.json(), response.headers["x-request-id"]) == {
+        "data": None,
+        "errors": [graphql_error("FORBIDDEN", "workbench")],
+    }
 
 
 # --- protocol limits ---------------------------------------------------------------------------

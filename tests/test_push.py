@@ -25,7 +25,7 @@ from settings import Settings
 from storage.db import Database
 from storage.models import PushState
 from storage.push import outbox_counts
-from tests.conftest import JWT_SECRET, TIMEOUT, free_socket, running
+from tests.conftest import JWT_SECRET, TIMEOUT, broker_url, free_socket, running
 from tests.helpers import SETNUM, TRANSPORT_WS, create_app, gql, push, ws_client
 
 WEBHOOK_SECRET = "push-webhook-secret-0123456789-abcdefghij"
@@ -99,6 +99,7 @@ def settings(database_url, tmp_path, gateway: PushService) -> Settings:
     """Settings with the webhook gateway, fast retries and a short coalescing window."""
     return Settings(
         database_url=database_url,
+        broker_url=broker_url(),
         jwt_secret=JWT_SECRET,
         jwt_secret_file=tmp_path / "unused-secret",
         push_gateway="webhook",
@@ -295,3 +296,14 @@ async def test_notifications_subscription_has_the_same_text(server, http, tokens
         "version": 1,
     }
     assert (second["unread"], second["version"]) == (2, 2)
+
+
+async def test_a_device_changing_hands_takes_no_pending_push(http, tokens, gateway, settings):
+    """A token registered by another user before the push leaves: the previous owner's
+    notice is not sent to the new owner's phone."""
+    app = await create_app(http, tokens.admin(), identifier="HandedOn")
+    await register(http, tokens.user(uid=2001), "shared-phone")
+    await push(http, app["id"], ["1001,2001"])
+    await register(http, tokens.user(uid=2002), "shared-phone")
+    await asyncio.sleep(0.8)
+    assert gateway.received == []

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import update
 
-from resolvers.launch import append_query, fill_login_params
+from resolvers.launch import append_query, fill_login_params, needs_ticket
 from storage.db import Database
 from storage.models import SsoTicket, utcnow
 from tests.helpers import create_app, gql, web
@@ -212,3 +212,38 @@ async def test_checkticket_bad_parameters(http, data):
     assert response.status_code == 200
     assert response.content == FAIL
     assert response.headers["x-error-reason"]
+
+
+@pytest.mark.parametrize(
+    ("template", "needed"),
+    [
+        ("&account=&password=", True),
+        ("&account=", False),
+        ("&u={account}&t={ticket}", True),
+        ("&u={account}&org={cid}", False),
+        ("&from=im&account=&password=", True),
+    ],
+)
+def test_tickets_are_issued_only_when_the_template_uses_one(template, needed):
+    """No ticket is created for a template that has no place for it."""
+    assert needs_ticket(template) is needed
+
+
+@pytest.mark.parametrize("template", ["&a={account", "&a={TICKET}&b=", "&a={password}", "&a=}"])
+async def test_unknown_or_broken_placeholders_are_refused(http, tokens, template):
+    """A brace that is not one of the four placeholders is a field error."""
+    body = await gql(
+        http,
+        tokens.admin(),
+        "mutation($i: AppInput!) { createApp(input: $i) { errors { field code } } }",
+        {
+            "i": {
+                "name": "单点登录",
+                "identifier": "BadTemplate",
+                "android": {**web(), "autoLogin": True, "loginParams": template},
+            }
+        },
+    )
+    assert body["data"]["createApp"]["errors"] == [
+        {"field": "input.android.loginParams", "code": "INVALID_LOGIN_PARAMS"}
+    ]

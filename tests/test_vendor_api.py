@@ -409,3 +409,59 @@ async def test_bad_allowlists_are_refused(http, tokens, allowlist):
         },
     )
     assert body["data"]["createApp"]["errors"][0]["field"] == "input.ipAllowlist"
+
+
+async def test_badges_stop_at_the_32_bit_limit(http, tokens):
+    """A count set at 2**31-1 stays there through more notices, and totals over several apps
+    never break the workbench (they are capped at 2**31-1)."""
+    first = await new_app(http, tokens, identifier="BigOne")
+    second = await new_app(http, tokens, identifier="BigTwo")
+    user = {"cid": "1001", "uid": "1034"}
+    for app, count in ((first, 2**31 - 1), (second, 1_500_000_000)):
+        token = await vendor_token(http, app)
+        body = await gql(http, token, SET_BADGE, {"u": user, "n": count, "v": "1"})
+        assert body["data"]["setAppBadge"]["errors"] == []
+    await gql(http, await vendor_token(http, first), NOTICE, {"r": [user]})
+    notice = {"fromcid": "1001", "fromuid": "1", "appid": first["id"], "users": '["1001,1034"]'}
+    assert (await http.post(PUSH, data=notice)).content == b'{"Result":true}'
+    body = await gql(http, tokens.user(), WORKBENCH)
+    assert body["data"]["workbench"]["unreadTotal"] == 2**31 - 1
+    assert await unread(http, tokens, first["id"]) == 2**31 - 1
+
+
+async def test_a_disabled_apps_tickets_do_not_verify(http, tokens):
+    """After disableApp, even a token issued before cannot verify the app's tickets."""
+    app = await new_app(http, tokens)
+    token = await vendor_token(http, app)
+    launch = await gql(
+        http,
+        tokens.user(),
+        "mutation($id: ID!) { openApp(appId: $id, platform: ANDROID) { url } }",
+        {"id": app["id"]},
+    )
+    ticket = parse_qs(urlsplit(launch["data"]["openApp"]["url"]).query)["password"][0]
+    await gql(
+        http, tokens.admin(), "mutation($id: ID!) { disableApp(appId: $id) { app { id } } }", app
+    )
+    body = await gql(http, token, VERIFY, {"t": ticket})
+    assert body["data"]["verifyTicket"]["errors"] == [{"code": "INVALID_TICKET"}]
+
+
+async def test_too_many_recipients_is_a_payload_error(http, tokens):
+    """10,001 distinct recipients are refused in the payload; nothing is counted."""
+    app = await new_app(http, tokens)
+    token = await vendor_token(http, app)
+    users = [{"cid": "1001", "uid": str(uid)} for uid in range(10_001)]
+    body = await gql(http, token, NOTICE, {"r": users})
+    assert body["data"]["pushAppNotice"]["errors"] == [
+        {"field": "recipients", "code": "TOO_MANY_RECIPIENTS"}
+    ]
+
+
+async def test_forwarded_for_is_not_trusted_by_default(http, tokens):
+    """Without WORKBENCH_FORWARDED_ALLOW_IPS, X-Forwarded-For cannot pose as an allowed
+    address."""
+    app = await new_app(http, tokens, ipAllowlist="10.1.2.3")
+    notice = {"fromcid": "1001", "fromuid": "1", "appid": app["id"], "users": '["1001,1034"]'}
+    response = await http.post(PUSH, data=notice, headers={"X-Forwarded-For": "10.1.2.3"})
+    assert response.content == b'{"Result":false,"MsgNo":-51007}'

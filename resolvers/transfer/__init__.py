@@ -41,8 +41,12 @@ Sealed secrets open only with the service key that sealed them (``WORKBENCH_JWT_
 only as the app id they were sealed for. A site with another service key imports them as they
 are but cannot open them: there, each signed-mode app (``legacySigned``) must have its secret
 rotated (``rotateAppSecret``) before signed calls verify again, and its vendor told the new
-secret. The same holds for an app the import matches under another database id (the report
-says so). ``appAccessToken`` needs only the hashes, and keeps working either way.
+secret. The same holds for an app the import matches under another database id. The import
+says so: given this site's sealer (the CLI always gives it), it opens every app's sealed
+secrets as the app id the app gets here, and each app whose secrets do not open gets a warning
+in the report (``ImportReport.warnings``, also among its notes; the CLI prints them on stderr,
+dry run or not). Such an app is imported all the same: ``appAccessToken`` needs only the
+hashes, and keeps working either way.
 
 Import checks everything before it writes, and reports every problem at once with its path
 (``apps[3].platforms.PC.webUrl: must be an absolute http(s) URL``): the document's shape
@@ -52,8 +56,8 @@ icons (SHA-256, and the upload rules of ``resolvers.icons.process_icon``), uniqu
 file (ids, app keys, identifiers compared case-insensitively, names), and against the database
 (app keys and ids of other apps). The signed-mode fields are checked too: ``ipAllowlist`` with
 ``resolvers.addresses.parse_allowlist`` (stored normalised), sealed secrets for their form
-(whether they open is not checked: that needs the sealing site's key), hashes and times as
-above.
+(whether they open with this site's key is a warning, not a problem: see above), hashes and
+times as above.
 It then applies the whole file in one transaction, or nothing:
 
 - a group matches the database's group with its id when the names agree (case-insensitively),

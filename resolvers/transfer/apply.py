@@ -1,7 +1,8 @@
 """``import_catalogue``: check the whole file, then write it in one transaction, or nothing
 (rules in the ``resolvers.transfer`` docstring). Groups and categories are matched by id and
 name, apps by identifier, icons by content; on PostgreSQL the id sequences are moved past the
-ids written.
+ids written. Given this site's ``SecretSealer``, it reports the apps whose sealed secrets will
+not open here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolvers import audit
 from resolvers.errors import InvalidInput, PermissionDenied
 from resolvers.identity import Principal, Role
+from resolvers.sealing import SealBroken, SecretSealer
 from resolvers.transfer.problems import problem_order
 from resolvers.transfer.report import Counts, ImportReport
 from resolvers.transfer.state import NEW_APP_FIELDS, AppState, icon_t, load_apps
@@ -40,7 +42,12 @@ class _DryRun(Exception):
 
 
 async def import_catalogue(
-    *, db: Database, principal: Principal, data: bytes, dry_run: bool = False
+    *,
+    db: Database,
+    principal: Principal,
+    data: bytes,
+    dry_run: bool = False,
+    sealer: SecretSealer | None = None,
 ) -> ImportReport:
     """Import an export document (issue 3 item 9; rules in the ``resolvers.transfer``
     docstring) in one transaction, and record one audit entry (``catalogue.import``) with the
@@ -50,6 +57,13 @@ async def import_catalogue(
     import would do. Raises ``PermissionDenied`` unless ``principal`` is a platform
     administrator, and ``InvalidInput`` with every problem found (paths like
     ``apps[3].platforms.PC.webUrl``) when anything is wrong, changing nothing.
+
+    ``sealer`` is this site's (``SecretSealer(settings.secret_key())``): each app's sealed
+    secrets present in the file are opened with it as the app id the app gets here, and each
+    app whose secrets do not open gets a warning in the report (``ImportReport.warnings``):
+    its signed legacy calls would fail until ``rotateAppSecret``. The import goes on all the
+    same. ``None`` checks nothing (an app kept under another id than the file's is reported
+    either way: its seals are bound to the file's id).
     """
     if principal.role is not Role.PLATFORM_ADMIN:
         raise PermissionDenied("only platform administrators import a catalogue")
@@ -62,7 +76,7 @@ async def import_catalogue(
                 await session.execute(
                     text(f"LOCK TABLE {_LOCKED_TABLES} IN SHARE ROW EXCLUSIVE MODE")
                 )
-            await _apply(session, parsed, report)
+            await _apply(session, parsed, report, sealer)
             if dry_run:
                 raise _DryRun(report)
             audit.record(
@@ -146,7 +160,9 @@ def _new_ids(
     return created
 
 
-async def _apply(session: AsyncSession, parsed: Parsed, report: ImportReport) -> None:
+async def _apply(
+    session: AsyncSession, parsed: Parsed, report: ImportReport, sealer: SecretSealer | None
+) -> None:
     """Check the file against the database, then write it. Raises ``InvalidInput`` with every
     problem (the file's own and those against the database) before writing anything."""
     tree = await catalogue.list_groups(session)
@@ -159,7 +175,7 @@ async def _apply(session: AsyncSession, parsed: Parsed, report: ImportReport) ->
         raise InvalidInput(errors)
     category_ids = await _apply_groups(session, parsed.groups, tree, report)
     await _apply_icons(session, parsed.icons, icon_ids, report)
-    await _apply_apps(session, parsed.apps, apps_db, category_ids, report)
+    await _apply_apps(session, parsed.apps, apps_db, category_ids, report, sealer)
 
 
 async def _apply_groups(
@@ -222,10 +238,12 @@ async def _apply_apps(
     apps_db: Mapping[int, AppState],
     category_ids: Mapping[int, int],
     report: ImportReport,
+    sealer: SecretSealer | None,
 ) -> None:
     """Update the apps the database has (by identifier) and create the others; new rows are
     inserted in batches (executemany) at the end. Uploaded icons that updated apps no longer
-    use are deleted when no other app uses them."""
+    use are deleted when no other app uses them. Apps whose sealed secrets will not open here
+    (with ``sealer``, or kept under another id) are warned about."""
     by_identifier = {state.row["identifier_key"]: i for i, state in apps_db.items()}
     new_apps: list[dict[str, Any]] = []
     new_platforms: list[dict[str, Any]] = []
@@ -239,24 +257,29 @@ async def _apply_apps(
         )
         found = by_identifier.get(wanted.row["identifier_key"])
         current = None if found is None else apps_db[found]
+        app_id = entry.doc.id if found is None else found
+        sealed = wanted.row["app_secret_sealed"] or wanted.row["previous_secret_sealed"]
+        if app_id != entry.doc.id:
+            report.notes.append(
+                f"{entry.path} {wanted.row['identifier']}: kept database id {app_id} "
+                f"(the file says {entry.doc.id})"
+            )
+            if sealed:
+                # The app id is the seal's associated data (resolvers.sealing): whether the
+                # service key differs too changes nothing.
+                report.warn(
+                    f"{entry.path} {wanted.row['identifier']}: its sealed secrets belong "
+                    f"to app id {entry.doc.id} and do not open as app {app_id}: "
+                    "rotateAppSecret before it uses signed mode"
+                )
+        elif sealed and sealer is not None:
+            broken = _unopened(sealer, wanted, app_id)
+            if broken:
+                report.warn(_broken_note(app_id, wanted.row["identifier"], broken))
         if found is None:
-            app_id = entry.doc.id
             report.apps.created += 1
             new_apps.append({"id": app_id, **wanted.row})
         else:
-            app_id = found
-            if app_id != entry.doc.id:
-                report.notes.append(
-                    f"{entry.path} {wanted.row['identifier']}: kept database id {app_id} "
-                    f"(the file says {entry.doc.id})"
-                )
-                if wanted.row["app_secret_sealed"] or wanted.row["previous_secret_sealed"]:
-                    # The app id is the seal's associated data (resolvers.sealing).
-                    report.notes.append(
-                        f"{entry.path} {wanted.row['identifier']}: its sealed secrets belong "
-                        f"to app id {entry.doc.id} and do not open as app {app_id}: "
-                        "rotateAppSecret before it uses signed mode"
-                    )
             defaulted = _defaulted(entry, apps_db[app_id], wanted)
             if defaulted:
                 report.notes.append(
@@ -289,6 +312,39 @@ async def _apply_apps(
         # An uploaded icon lives as long as an app refers to it (storage.icons).
         if await delete_if_unreferenced(session, ref):
             report.notes.append(f"icon {ref}: deleted, no app uses it any more")
+
+
+def _unopened(sealer: SecretSealer, wanted: AppState, app_id: int) -> list[str]:
+    """The columns of ``wanted``'s sealed secrets (current, previous) that do not open with
+    ``sealer`` as app ``app_id``."""
+    broken = []
+    for column in ("app_secret_sealed", "previous_secret_sealed"):
+        value = wanted.row[column]
+        if value is None:
+            continue
+        try:
+            sealer.open(value, app_id=app_id)
+        except SealBroken:
+            broken.append(column)
+    return broken
+
+
+def _broken_note(app_id: int, identifier: str, broken: Sequence[str]) -> str:
+    """The warning about app ``app_id`` whose sealed secrets in ``broken`` do not open."""
+    site_key = "this site's WORKBENCH_JWT_SECRET"
+    if broken == ["previous_secret_sealed"]:
+        return (
+            f"app {app_id} ({identifier}): its previous sealed secret does not open with "
+            f"{site_key}; signed legacy calls with the previous secret will fail"
+        )
+    if len(broken) == 1:
+        what = "its sealed secret does not open"
+    else:
+        what = "its sealed secrets (current and previous) do not open"
+    return (
+        f"app {app_id} ({identifier}): {what} with {site_key}; signed legacy calls will fail "
+        "until rotateAppSecret"
+    )
 
 
 def _defaulted(entry: App, current: AppState, wanted: AppState) -> list[str]:

@@ -1,5 +1,6 @@
 """What an import did, or with ``dry_run`` would do: rows created, updated and unchanged per
-kind, and notes on ids that differ from the file's; for the audit entry and the terminal.
+kind, and notes on ids that differ from the file's and on sealed secrets that will not open
+here; for the audit entry and the terminal.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ class Counts:
 @dataclass(slots=True)
 class ImportReport:
     """What an import did (or, with ``dry_run``, would do): counts per kind, and ``notes`` on
-    ids that differ from the file's. ``digest`` is the file's SHA-256 (hex)."""
+    ids that differ from the file's. ``digest`` is the file's SHA-256 (hex).
+
+    ``warnings`` are the notes that need the operator's action, also in ``notes``: apps whose
+    sealed secrets will not open on this site, so that their signed legacy calls fail until
+    ``rotateAppSecret``. The import still succeeds (``appAccessToken`` needs only the hashes).
+    """
 
     digest: str
     dry_run: bool
@@ -33,6 +39,12 @@ class ImportReport:
     apps: Counts = field(default_factory=Counts)
     icons: Counts = field(default_factory=Counts)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, note: str) -> None:
+        """Add ``note`` to ``notes`` as a warning (see the class docstring)."""
+        self.notes.append(note)
+        self.warnings.append(note)
 
     def summary(self) -> dict[str, Any]:
         """The report as the audit entry's ``after`` (JSON-serialisable)."""

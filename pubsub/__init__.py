@@ -14,7 +14,8 @@ Shape, fit for an in-process backend and for Redis pub/sub alike:
   merge, they never queue without bound. ``Listener.resync`` is called when messages may have been
   lost (a reconnect): the listener reloads its state from the database.
 
-Backends are chosen by URL: ``memory://`` (one process). Other schemes are refused by
+Backends are chosen by URL: ``memory://`` (one process) or ``redis://`` / ``rediss://``
+(``pubsub.redis_broker``, several processes and machines). Other schemes are refused by
 ``create_broker`` with ``ValueError``.
 """
 
@@ -109,4 +110,8 @@ def create_broker(url: str) -> Broker:
     """The broker for ``url``. Raises ``ValueError`` for an unknown scheme."""
     if url == "memory://":
         return MemoryBroker()
+    if url.startswith(("redis://", "rediss://")):
+        from pubsub.redis_broker import RedisBroker
+
+        return RedisBroker(url)
     raise ValueError(f"unsupported broker URL scheme: {url.split('://', 1)[0]!r}")

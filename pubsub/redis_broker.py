@@ -1,0 +1,304 @@
+"""The Redis pub/sub broker (``redis://`` / ``rediss://``; issue 5 item 1), for deployments of
+several processes: a change committed by one process reaches subscribers in every other.
+
+- One subscribing connection per process. A channel is subscribed when its first local listener
+  arrives and unsubscribed when its last one leaves (local reference count), so Redis carries
+  only the users someone here is watching.
+- ``publish(batch)`` sends a whole batch in one pipeline. If Redis is unreachable the messages
+  are dropped and logged, never raised: the database is the truth. The channels of dropped
+  messages are remembered (up to ``MAX_DROPPED_CHANNELS``, past which "all of them"), and once
+  publishing works again each gets a resync mark, so its subscribers in every process reload
+  from the database, even when only this process lost its link to Redis. After a failure,
+  publishes are dropped at once for ``PUBLISH_BACKOFF_S`` instead of each waiting on a connect.
+- A reader task takes messages and hands them to the channel's listeners. Any error on the
+  subscribing connection (including a half-open link found by the periodic ``PING``: no answer
+  within ``HEALTH_TIMEOUT_S``) starts a reconnect with exponential backoff and jitter; once
+  connected again every channel is subscribed again and every local listener gets
+  ``resync()``, because messages may have been missed meanwhile.
+- Nothing grows without bound: the channel table holds only channels with local listeners,
+  messages are never queued, and the backoff is capped.
+
+Channel names are prefixed with the broker's namespace (``?namespace=`` in the URL, default
+``wb``), so several deployments (or test runs) can share one Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from pubsub import Listener
+
+logger = logging.getLogger("workbench.broker")
+
+HEALTH_INTERVAL_S = 5.0
+PUBLISH_BACKOFF_S = 1.0
+MAX_DROPPED_CHANNELS = 100_000
+# Sent instead of a message: "you may have missed messages, reload". Never a JSON message.
+RESYNC_MARK = b"\x00resync"
+ALL_CHANNELS = "_resync_all"
+HEALTH_TIMEOUT_S = 3.0
+BACKOFF_START_S = 0.1
+BACKOFF_MAX_S = 5.0
+READ_TIMEOUT_S = 1.0
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """The Redis URL without our ``namespace`` query parameter, and that namespace."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    namespace = (query.pop("namespace", ["wb"])[-1] or "wb").strip()
+    rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
+    return urlunsplit(parts._replace(query=rest)), namespace
+
+
+class RedisBroker:
+    """``Broker`` over Redis pub/sub (module docstring). Counters ``reconnects`` and
+    ``dropped_publishes`` are for metrics and tests."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.namespace = split_url(url)
+        self._prefix = f"{self.namespace}:"
+        self._channels: dict[str, set[Listener]] = {}
+        self._client: aioredis.Redis | None = None
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_seen = 0.0
+        self._publish_down_until = 0.0
+        self._closing = False
+        self._dropped: set[str] = set()
+        self._dropped_all = False
+        self.reconnects = 0
+        self.dropped_publishes = 0
+
+    def _client_for(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            self.url,
+            socket_connect_timeout=HEALTH_TIMEOUT_S,
+            socket_keepalive=True,
+            health_check_interval=HEALTH_INTERVAL_S,
+        )
+
+    async def start(self) -> None:
+        """Connect (or keep trying in the background) and start the reader."""
+        self._client = self._client_for()
+        self._task = asyncio.create_task(self._run(), name="redis-broker")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), HEALTH_TIMEOUT_S)
+        if not self._connected.is_set():
+            logger.warning("Redis at %s not reachable yet; retrying in the background", self.url)
+
+    async def close(self) -> None:
+        """Stop the reader, drop every listener, close both connections. The reader also
+        checks a closing flag at least every ``READ_TIMEOUT_S``: a cancellation swallowed
+        inside the Redis client (Python 3.11's timeouts can) cannot hang shutdown."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.shield(self._task), READ_TIMEOUT_S + HEALTH_TIMEOUT_S
+                )
+            self._task = None
+        self._channels.clear()
+        await self._drop_pubsub()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether the subscribing connection is up (readiness checks)."""
+        return self._connected.is_set()
+
+    async def publish(self, batch: Iterable[tuple[str, bytes]]) -> None:
+        """Send every message in one pipeline; on a Redis error, drop and log them."""
+        messages = list(batch)
+        if not messages or self._client is None:
+            return
+        if time.monotonic() < self._publish_down_until:
+            self._drop(messages)
+            return
+        if self._dropped or self._dropped_all:
+            await self._send_resync_marks()
+        if not await self._send(messages):
+            self._drop(messages)
+
+    async def _send(self, messages: list[tuple[str, bytes]]) -> bool:
+        assert self._client is not None
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    pipe.publish(self._prefix + channel, message)
+                await asyncio.wait_for(pipe.execute(), HEALTH_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as error:
+            self._publish_down_until = time.monotonic() + PUBLISH_BACKOFF_S
+            logger.warning("Redis publish failed: %r", error)
+            return False
+        return True
+
+    def _drop(self, messages: list[tuple[str, bytes]]) -> None:
+        self.dropped_publishes += len(messages)
+        if not self._dropped_all:
+            self._dropped.update(channel for channel, _ in messages)
+            if len(self._dropped) > MAX_DROPPED_CHANNELS:
+                self._dropped_all, self._dropped = True, set()
+
+    async def _send_resync_marks(self) -> None:
+        # Tell every process's subscribers of the channels we dropped messages for to reload.
+        if self._dropped_all:
+            marks = [(ALL_CHANNELS, RESYNC_MARK)]
+        else:
+            marks = [(channel, RESYNC_MARK) for channel in self._dropped]
+        dropped, dropped_all = self._dropped, self._dropped_all
+        self._dropped, self._dropped_all = set(), False
+        for start in range(0, len(marks), 1000):
+            if not await self._send(marks[start : start + 1000]):
+                self._dropped |= dropped
+                self._dropped_all = self._dropped_all or dropped_all
+                return
+        logger.info("Redis publishing restored: resync marks sent for %d channel(s)", len(marks))
+
+    def listen(self, channel: str, listener: Listener) -> AbstractAsyncContextManager[None]:
+        """Deliver ``channel``'s messages to ``listener`` while the block runs."""
+        return self._listen(channel, listener)
+
+    @asynccontextmanager
+    async def _listen(self, channel: str, listener: Listener) -> AsyncIterator[None]:
+        listeners = self._channels.setdefault(channel, set())
+        first = not listeners
+        listeners.add(listener)
+        try:
+            if first:
+                await self._command("subscribe", channel)
+            yield
+        finally:
+            current = self._channels.get(channel)
+            if current is not None:
+                current.discard(listener)
+                if not current:
+                    del self._channels[channel]
+                    await self._command("unsubscribe", channel)
+
+    def listener_count(self) -> int:
+        """How many listeners are registered, over all channels."""
+        return sum(len(listeners) for listeners in self._channels.values())
+
+    def channel_count(self) -> int:
+        """How many channels this process is subscribed to."""
+        return len(self._channels)
+
+    async def _command(self, name: str, channel: str) -> None:
+        # (Un)subscribe on the live connection; when down, the reconnect resubscribes all.
+        pubsub = self._pubsub
+        if pubsub is None or not self._connected.is_set():
+            return
+        try:
+            command = getattr(pubsub, name)(self._prefix + channel)
+            await asyncio.wait_for(command, HEALTH_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as error:
+            logger.warning("Redis %s failed: %r; reconnecting", name, error)
+            self._connected.clear()
+
+    async def _drop_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        self._connected.clear()
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError, RuntimeError, TimeoutError):
+                await asyncio.wait_for(
+                    pubsub.aclose(),  # type: ignore[no-untyped-call]
+                    HEALTH_TIMEOUT_S,
+                )
+
+    async def _connect(self) -> None:
+        assert self._client is not None
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = pubsub  # dropped (closed) by the caller if anything below fails
+        # The everyone-resync channel; it also keeps the connection in pub/sub mode.
+        await asyncio.wait_for(pubsub.subscribe(self._prefix + ALL_CHANNELS), HEALTH_TIMEOUT_S)
+        channels = [self._prefix + c for c in self._channels]
+        for start in range(0, len(channels), 1000):
+            batch = channels[start : start + 1000]
+            await asyncio.wait_for(pubsub.subscribe(*batch), HEALTH_TIMEOUT_S)
+        self._last_seen = time.monotonic()
+        self._connected.set()
+
+    async def _run(self) -> None:
+        delay = BACKOFF_START_S
+        first = True
+        while not self._closing:
+            try:
+                await self._connect()
+                if not first:
+                    self.reconnects += 1
+                    logger.info("Redis connection restored; resynchronising subscribers")
+                    for listeners in list(self._channels.values()):
+                        for listener in tuple(listeners):
+                            listener.resync()
+                first = False
+                delay = BACKOFF_START_S
+                if self._dropped or self._dropped_all:
+                    self._publish_down_until = 0.0
+                    await self._send_resync_marks()
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, RuntimeError, TimeoutError) as error:
+                logger.warning("Redis subscriber connection lost: %r", error)
+            await self._drop_pubsub()
+            first = False
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(BACKOFF_MAX_S, delay * 2)
+
+    async def _read(self) -> None:
+        # Hand messages to listeners until the link fails; PING when idle to find a half-open
+        # link (no reply within HEALTH_TIMEOUT_S means dead).
+        pubsub = self._pubsub
+        assert pubsub is not None
+        pinged_at: float | None = None
+        prefix_length = len(self._prefix)
+        while self._connected.is_set() and not self._closing:
+            message = await asyncio.wait_for(
+                pubsub.get_message(timeout=READ_TIMEOUT_S), READ_TIMEOUT_S + HEALTH_TIMEOUT_S
+            )
+            now = time.monotonic()
+            if message is None:
+                if pinged_at is not None and now - pinged_at > HEALTH_TIMEOUT_S:
+                    raise ConnectionError("no answer to PING: half-open link")
+                if pinged_at is None and now - self._last_seen > HEALTH_INTERVAL_S:
+                    await asyncio.wait_for(pubsub.ping(), HEALTH_TIMEOUT_S)
+                    pinged_at = now
+                continue
+            self._last_seen = now
+            pinged_at = None
+            if message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            name = channel[prefix_length:]
+            data = message["data"]
+            if name == ALL_CHANNELS:
+                for every in list(self._channels.values()):
+                    for listener in tuple(every):
+                        listener.resync()
+                continue
+            listeners = self._channels.get(name)
+            if listeners:
+                for listener in tuple(listeners):
+                    if data == RESYNC_MARK:
+                        listener.resync()
+                    else:
+                        listener.deliver(data)
+        if not self._closing:
+            raise ConnectionError("subscription connection reset")

@@ -1,0 +1,151 @@
+"""The Redis broker against a real Redis (issue 5 item 1): delivery between two brokers (two
+processes' worth), reference-counted subscriptions, pipelined publishes, and recovery with a
+resync after the subscribing connection is killed. Needs Redis (``WORKBENCH_TEST_REDIS_URL``,
+default ``redis://127.0.0.1:6379/0``); fails, never skips, when it is not there."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis import asyncio as aioredis
+
+from pubsub import create_broker
+from pubsub.redis_broker import RedisBroker, split_url
+from tests.conftest import REDIS_URL, TIMEOUT
+
+
+class Recorder:
+    """A listener that records messages and resyncs."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.resyncs = 0
+        self.arrived = asyncio.Event()
+
+    def deliver(self, message: bytes) -> None:
+        """Record one message."""
+        self.messages.append(message)
+        self.arrived.set()
+
+    def resync(self) -> None:
+        """Count a resync."""
+        self.resyncs += 1
+        self.arrived.set()
+
+    async def wait(self, predicate) -> None:  # type: ignore[no-untyped-def]
+        """Wait until ``predicate()`` holds."""
+        async with asyncio.timeout(TIMEOUT):
+            while not predicate():
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@pytest.fixture
+async def redis_admin() -> AsyncIterator[aioredis.Redis]:
+    """A plain client of the test Redis (fails the test when Redis is down)."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as error:
+        pytest.fail(f"these tests need Redis at {REDIS_URL}: {error!r} (.ci/run starts it)")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of this test's own."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+async def started(namespace: str) -> RedisBroker:
+    """A started broker in ``namespace``."""
+    broker = create_broker(f"{REDIS_URL}?namespace={namespace}")
+    assert isinstance(broker, RedisBroker)
+    await broker.start()
+    assert broker.connected
+    return broker
+
+
+def test_namespace_is_taken_from_the_url():
+    """The namespace query parameter is ours, the rest goes to Redis."""
+    assert split_url("redis://h:6379/2?namespace=site1&ssl_cert_reqs=none") == (
+        "redis://h:6379/2?ssl_cert_reqs=none",
+        "site1",
+    )
+    assert split_url("redis://h") == ("redis://h", "wb")
+
+
+async def test_a_message_published_in_one_process_reaches_another(redis_admin, namespace):
+    """Broker B's listener gets what broker A publishes, in order, once."""
+    a, b = await started(namespace), await started(namespace)
+    try:
+        recorder = Recorder()
+        async with b.listen("wb:user:1:2", recorder):
+            await a.publish(
+                [("wb:user:1:2", b"one"), ("wb:user:9:9", b"x"), ("wb:user:1:2", b"two")]
+            )
+            await recorder.wait(lambda: len(recorder.messages) >= 2)
+            await asyncio.sleep(0.1)
+        assert recorder.messages == [b"one", b"two"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_channels_are_reference_counted(redis_admin, namespace):
+    """A channel is subscribed once for many local listeners and dropped with the last."""
+    broker = await started(namespace)
+    channel = f"{namespace}:wb:user:5:5"
+    try:
+        first, second = Recorder(), Recorder()
+        async with broker.listen("wb:user:5:5", first):
+            async with broker.listen("wb:user:5:5", second):
+                await asyncio.sleep(0.1)
+                assert (await redis_admin.pubsub_numsub(channel)) == [(channel.encode(), 1)]
+                assert broker.channel_count() == 1
+            assert broker.listener_count() == 1
+        await asyncio.sleep(0.1)
+        assert (await redis_admin.pubsub_numsub(channel)) == [(channel.encode(), 0)]
+        assert broker.channel_count() == 0
+    finally:
+        await broker.close()
+
+
+async def test_killed_connection_is_restored_and_listeners_resync(redis_admin, namespace):
+    """Killing the subscriber connection makes the broker reconnect, resubscribe and tell
+    every listener to resync; later messages arrive again."""
+    broker, publisher = await started(namespace), await started(namespace)
+    try:
+        recorder = Recorder()
+        async with broker.listen("wb:user:7:7", recorder):
+            await asyncio.sleep(0.1)
+            killed = await redis_admin.client_kill_filter(_type="pubsub", skipme=True)
+            assert killed >= 1
+            await recorder.wait(lambda: recorder.resyncs >= 1)
+            assert broker.reconnects >= 1
+            await publisher.publish([("wb:user:7:7", b"after")])
+            await recorder.wait(lambda: b"after" in recorder.messages)
+    finally:
+        await broker.close()
+        await publisher.close()
+
+
+async def test_publishing_without_redis_drops_quietly():
+    """With Redis unreachable, publish neither raises nor blocks past the connect timeout."""
+    broker = RedisBroker("redis://127.0.0.1:1/0")
+    await broker.start()
+    try:
+        assert not broker.connected
+        await broker.publish([("wb:user:1:1", b"lost")])
+        assert broker.dropped_publishes == 1
+        await broker.publish([("wb:user:1:1", b"lost too")])  # within the backoff: no wait
+        assert broker.dropped_publishes == 2
+        recorder = Recorder()
+        async with broker.listen("wb:user:1:1", recorder):  # no error while down
+            pass
+    finally:
+        await broker.close()
