@@ -247,3 +247,20 @@ async def test_unknown_or_broken_placeholders_are_refused(http, tokens, template
     assert body["data"]["createApp"]["errors"] == [
         {"field": "input.android.loginParams", "code": "INVALID_LOGIN_PARAMS"}
     ]
+
+
+async def test_failures_are_logged_with_their_reason(http, tokens, caplog):
+    """Every refusal looks the same to the vendor, but the log says why, without the ticket."""
+    app = await auto_login_app(http, tokens)
+    _, ticket = ticket_of((await open_app(http, tokens.user(), app["id"]))["url"])
+    with caplog.at_level("INFO", logger="workbench.sso"):
+        await http.post(CHECK, data={"appid": app["id"], "ticket": "garbled"})
+        await http.post(CHECK, data={"appid": app["id"], "ticket": ticket})
+        await http.post(CHECK, data={"appid": app["id"], "ticket": ticket})
+    messages = [r.getMessage() for r in caplog.records if r.name == "workbench.sso"]
+    assert messages == [
+        f"ticket refused for app {app['id']}: garbled",
+        f"ticket verified for app {app['id']}: user 1001,1034",
+        f"ticket refused for app {app['id']}: unknown, used, or another app's",
+    ]
+    assert not any(ticket in message for message in messages)
