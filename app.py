@@ -10,6 +10,7 @@ requests ``request.state.db``, ``.broker``, ``.watch``, ``.options`` (``ServiceO
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import signal
 import threading
@@ -198,7 +199,10 @@ def install_graceful_shutdown(graphql: WorkbenchGraphQL) -> None:
             forward(sig, frame)
             return
         closing = True
-        loop.call_soon_threadsafe(lambda: loop.create_task(graceful(sig)))
+        # A fresh context: the signal may arrive while a request's (its request id) is current.
+        loop.call_soon_threadsafe(
+            lambda: loop.create_task(graceful(sig), context=contextvars.Context())
+        )
 
     for sig in previous:
         signal.signal(sig, on_signal)

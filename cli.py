@@ -8,6 +8,7 @@ stops the command with the variable's name and the rule it broke.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -133,9 +134,11 @@ def serve(
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from error
     configure_logging(settings.log_format, settings.log_level)
-    typer.echo(
-        f"workbench on http://{settings.host}:{settings.port}  (GraphiQL: /graphql)"
-        + (f", {workers} workers" if workers > 1 else "")
+    logging.getLogger("workbench").info(
+        "workbench on http://%s:%d  (GraphiQL: /graphql)%s",
+        settings.host,
+        settings.port,
+        f", {workers} workers" if workers > 1 else "",
     )
     if workers > 1:
         # Each worker builds the app from the environment; the command line's host and port
@@ -147,6 +150,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level="info",
+            log_config=None,  # keep configure_logging's handlers (JSON, request ids)
             **uvicorn_options(settings),
             lifespan="on",
         )
@@ -156,6 +160,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level="info",
+        log_config=None,  # keep configure_logging's handlers (JSON, request ids)
         **uvicorn_options(settings),
         lifespan="on",
     )

@@ -39,6 +39,14 @@ def _add_request_id(
     return event
 
 
+def _drop_color_message(
+    _logger: object, _method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    # uvicorn passes an ANSI-coloured copy of its message as an extra field.
+    event.pop("color_message", None)
+    return event
+
+
 def configure_logging(log_format: Literal["console", "json"], level: str = "INFO") -> None:
     """Send all logging through structlog: ``json`` (one object per line: ``timestamp``,
     ``level``, ``logger``, ``event``, ``request_id``...) or ``console``. Idempotent."""
@@ -54,7 +62,7 @@ def configure_logging(log_format: Literal["console", "json"], level: str = "INFO
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_color_message],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -92,13 +100,13 @@ class RequestIdMiddleware:
         token = request_id_var.set(request_id)
 
         async def with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.accept"):
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
-            await self.app(scope, receive, with_header if scope["type"] == "http" else send)
+            await self.app(scope, receive, with_header)
         finally:
             request_id_var.reset(token)

@@ -37,14 +37,22 @@ from pubsub import Broker, Listener
 from storage.db import Database
 from storage.push import outbox_counts
 
-LEGACY_PREFIX = "/OpenPlatform/integrate/"
-KNOWN_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/")
+LEGACY_PATHS = tuple(
+    f"/OpenPlatform/integrate/{name}.php"
+    for name in ("getappid", "pushappnotice", "setnum", "checkticket")
+)
+KNOWN_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/", *LEGACY_PATHS)
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 def route_label(path: str) -> str:
-    """A bounded route label for ``path`` (unknown paths share one label)."""
-    if path in KNOWN_ROUTES or (path.startswith(LEGACY_PREFIX) and path.endswith(".php")):
-        return path if len(path) < 64 else "other"
+    """A bounded route label for ``path``: one of the service's routes (the legacy paths
+    after their stray spaces are dropped), ``/icons``, ``/graphiql``, or ``other``."""
+    if path in KNOWN_ROUTES:
+        return path
+    cleaned = "/".join(segment.strip(" ") for segment in path.split("/"))
+    if cleaned in LEGACY_PATHS:
+        return cleaned
     if path.startswith("/icons/"):
         return "/icons"
     if path.startswith("/graphiql/"):
@@ -207,7 +215,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, observe)
         finally:
-            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            self.metrics.http_requests.labels(route, method, str(status)).inc()
             self.metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
 
 

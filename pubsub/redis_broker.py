@@ -11,10 +11,11 @@ several processes: a change committed by one process reaches subscribers in ever
   from the database, even when only this process lost its link to Redis. After a failure,
   publishes are dropped at once for ``PUBLISH_BACKOFF_S`` instead of each waiting on a connect.
 - A reader task takes messages and hands them to the channel's listeners. Any error on the
-  subscribing connection (including a half-open link found by the periodic ``PING``: no answer
-  within ``HEALTH_TIMEOUT_S``) starts a reconnect with exponential backoff and jitter; once
-  connected again every channel is subscribed again and every local listener gets
-  ``resync()``, because messages may have been missed meanwhile.
+  subscribing connection (including a half-open link found by the periodic ``PING``: no reply
+  at all within ``PING_TIMEOUT_S``) starts a reconnect with exponential backoff and jitter; once
+  connected again the subscriptions are reconciled with the channels that have listeners at
+  that moment (repeatedly, since listeners come and go meanwhile) and every local listener
+  gets ``resync()``, because messages may have been missed.
 - Nothing grows without bound: the channel table holds only channels with local listeners,
   messages are never queued, and the backoff is capped.
 
@@ -41,6 +42,8 @@ from pubsub import Listener
 logger = logging.getLogger("workbench.broker")
 
 HEALTH_INTERVAL_S = 5.0
+# A PONG may wait behind a busy event loop: only this long a silence means a dead link.
+PING_TIMEOUT_S = 10.0
 PUBLISH_BACKOFF_S = 1.0
 MAX_DROPPED_CHANNELS = 100_000
 # Sent instead of a message: "you may have missed messages, reload". Never a JSON message.
@@ -50,6 +53,17 @@ HEALTH_TIMEOUT_S = 3.0
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
 READ_TIMEOUT_S = 1.0
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -76,6 +90,7 @@ class RedisBroker:
         self._last_seen = 0.0
         self._publish_down_until = 0.0
         self._closing = False
+        self._subscribed: set[str] = set()  # channels subscribed on the current connection
         self._dropped: set[str] = set()
         self._dropped_all = False
         self.reconnects = 0
@@ -96,7 +111,9 @@ class RedisBroker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), HEALTH_TIMEOUT_S)
         if not self._connected.is_set():
-            logger.warning("Redis at %s not reachable yet; retrying in the background", self.url)
+            logger.warning(
+                "Redis at %s not reachable yet; retrying in the background", safe_url(self.url)
+            )
 
     async def close(self) -> None:
         """Stop the reader, drop every listener, close both connections. The reader also
@@ -199,39 +216,82 @@ class RedisBroker:
         return len(self._channels)
 
     async def _command(self, name: str, channel: str) -> None:
-        # (Un)subscribe on the live connection; when down, the reconnect resubscribes all.
+        # (Un)subscribe on the live connection; while down, ``_connect`` reconciles later.
         pubsub = self._pubsub
         if pubsub is None or not self._connected.is_set():
             return
         try:
             command = getattr(pubsub, name)(self._prefix + channel)
             await asyncio.wait_for(command, HEALTH_TIMEOUT_S)
-        except (RedisError, OSError, TimeoutError) as error:
+        except (RedisError, OSError, TimeoutError, AttributeError, RuntimeError) as error:
+            # AttributeError/RuntimeError: redis-py on a connection being torn down.
             logger.warning("Redis %s failed: %r; reconnecting", name, error)
             self._connected.clear()
+            return
+        if self._pubsub is not pubsub:
+            # The link was replaced meanwhile: this command went to the old one. Bring the
+            # new one up to date instead.
+            current = self._pubsub
+            if current is not None and self._connected.is_set():
+                with contextlib.suppress(RedisError, OSError, TimeoutError, AttributeError):
+                    await self._reconcile(current)
+            return
+        if name == "subscribe":
+            self._subscribed.add(channel)
+        else:
+            self._subscribed.discard(channel)
 
     async def _drop_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         self._connected.clear()
+        self._subscribed = set()
         if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError, RuntimeError, TimeoutError):
+            connection = pubsub.connection
+            with contextlib.suppress(
+                RedisError, OSError, RuntimeError, TimeoutError, AttributeError
+            ):
                 await asyncio.wait_for(
                     pubsub.aclose(),  # type: ignore[no-untyped-call]
                     HEALTH_TIMEOUT_S,
                 )
+            if connection is not None:  # a broken link may survive aclose(): close its socket
+                with contextlib.suppress(
+                    RedisError, OSError, RuntimeError, TimeoutError, AttributeError
+                ):
+                    await connection.disconnect(nowait=True)
 
     async def _connect(self) -> None:
         assert self._client is not None
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        # Subscribe replies are read too (not ignored), so any reply proves the link alive.
+        pubsub = self._client.pubsub(ignore_subscribe_messages=False)
         self._pubsub = pubsub  # dropped (closed) by the caller if anything below fails
         # The everyone-resync channel; it also keeps the connection in pub/sub mode.
         await asyncio.wait_for(pubsub.subscribe(self._prefix + ALL_CHANNELS), HEALTH_TIMEOUT_S)
-        channels = [self._prefix + c for c in self._channels]
-        for start in range(0, len(channels), 1000):
-            batch = channels[start : start + 1000]
-            await asyncio.wait_for(pubsub.subscribe(*batch), HEALTH_TIMEOUT_S)
         self._last_seen = time.monotonic()
         self._connected.set()
+        await self._reconcile(pubsub)
+
+    async def _reconcile(self, pubsub: aioredis.client.PubSub) -> None:
+        # Bring the connection's subscriptions to the channels that have listeners now:
+        # listeners may come and go while commands are in flight, so repeat until stable.
+        while self._pubsub is pubsub and self._connected.is_set():
+            wanted = set(self._channels)
+            missing = sorted(wanted - self._subscribed)
+            extra = sorted(self._subscribed - wanted)
+            if not missing and not extra:
+                return
+            for start in range(0, len(missing), 1000):
+                batch = missing[start : start + 1000]
+                await asyncio.wait_for(
+                    pubsub.subscribe(*(self._prefix + c for c in batch)), HEALTH_TIMEOUT_S
+                )
+                self._subscribed.update(batch)
+            for start in range(0, len(extra), 1000):
+                batch = extra[start : start + 1000]
+                await asyncio.wait_for(
+                    pubsub.unsubscribe(*(self._prefix + c for c in batch)), HEALTH_TIMEOUT_S
+                )
+                self._subscribed.difference_update(batch)
 
     async def _run(self) -> None:
         delay = BACKOFF_START_S
@@ -273,12 +333,13 @@ class RedisBroker:
             )
             now = time.monotonic()
             if message is None:
-                if pinged_at is not None and now - pinged_at > HEALTH_TIMEOUT_S:
+                if pinged_at is not None and now - pinged_at > PING_TIMEOUT_S:
                     raise ConnectionError("no answer to PING: half-open link")
                 if pinged_at is None and now - self._last_seen > HEALTH_INTERVAL_S:
                     await asyncio.wait_for(pubsub.ping(), HEALTH_TIMEOUT_S)
                     pinged_at = now
                 continue
+            # Any reply (a message, a (un)subscribe confirmation, a PONG) proves the link.
             self._last_seen = now
             pinged_at = None
             if message.get("type") != "message":

@@ -46,7 +46,14 @@ async def require_current(db: Database) -> None:
     async with db.engine.connect() as connection:
         revision = await connection.run_sync(current)
     if revision != head:
+        script = ScriptDirectory.from_config(alembic_config(db.url))
+        known = revision is None or any(r.revision == revision for r in script.walk_revisions())
+        if not known:
+            raise DatabaseNotMigrated(
+                f"database is at revision {revision}, newer than this code ({head}): "
+                "run the version of workbench that migrated it"
+            )
         raise DatabaseNotMigrated(
             f"database is at revision {revision or 'none'}, code needs {head}: "
-            "run `.venv/bin/workbench migrate` (or `make serve`)"
+            "run `.venv/bin/workbench migrate` with this WORKBENCH_DATABASE_URL"
         )

@@ -83,3 +83,22 @@ def test_app_ids_are_never_reused_after_migrations(database_url: str):
 
     first, second = asyncio.run(run())
     assert second > first
+
+
+def test_a_database_newer_than_the_code_is_named_as_such(database_url: str):
+    """A process older than its database says so, instead of advising a migration that
+    cannot run."""
+
+    async def check() -> None:
+        from sqlalchemy import text
+
+        db = Database(database_url)
+        try:
+            async with db.write() as session:
+                await session.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+            await require_current(db)
+        finally:
+            await db.dispose()
+
+    with pytest.raises(DatabaseNotMigrated, match="newer than this code"):
+        asyncio.run(check())

@@ -49,13 +49,20 @@ async def test_metrics_count_requests_operations_and_outbox(http, tokens):
     assert "workbench_broker_publish_seconds_count" in text
 
 
-async def test_unknown_paths_share_one_route_label(http):
-    """Arbitrary paths cannot create new series."""
+async def test_unknown_paths_and_methods_share_one_label(http):
+    """Arbitrary paths (also under the legacy prefix) and methods cannot create new series;
+    the legacy paths with stray spaces count under their route."""
     for index in range(5):
         await http.get(f"/nothing/{index}")
+        await http.get(f"/OpenPlatform/integrate/made-up-{index}.php")
+    await http.request("PROPFIND", "/healthz")
+    await http.post("/%20OpenPlatform/integrate/setnum.php%20", data={"appid": "x"})
     text = (await http.get("/metrics")).text
-    assert 'route="other",status="404"} 5.0' in text
+    assert 'method="GET",route="other",status="404"} 10.0' in text
+    assert 'method="other",route="/healthz"' in text
+    assert 'route="/OpenPlatform/integrate/setnum.php",status="200"} 1.0' in text
     assert "/nothing/" not in text
+    assert "made-up" not in text
 
 
 async def test_every_response_has_a_request_id(http):
@@ -103,3 +110,12 @@ def test_json_logs_carry_the_request_id(capsys):
     assert record["request_id"] == "req-7"
     assert record["level"] == "info"
     assert record["logger"] == "workbench.test"
+
+
+def test_broker_urls_are_logged_without_passwords():
+    """A Redis password never reaches the logs."""
+    from pubsub.redis_broker import safe_url
+
+    assert safe_url("redis://:s3cret@db1:6379/0") == "redis://:***@db1:6379/0"
+    assert safe_url("redis://user:s3cret@db1/0?namespace=x") == "redis://user:***@db1/0?namespace=x"
+    assert safe_url("redis://db1:6379/0") == "redis://db1:6379/0"

@@ -405,3 +405,24 @@ async def subscriptions(http: httpx.AsyncClient) -> int:
         if line.startswith('workbench_subscriptions{field="badges"}'):
             return int(float(line.split()[-1]))
     return 0
+
+
+async def test_json_logs_carry_request_ids_in_a_single_process(environment, tmp_path):
+    """WORKBENCH_LOG_FORMAT=json makes `workbench serve` log one JSON object per line, with
+    the request id of each request; the WebSocket handshake carries the id too."""
+    env = {**environment, "WORKBENCH_LOG_FORMAT": "json"}
+    async with serving(env, tmp_path, "json") as process:
+        async with httpx.AsyncClient(base_url=process.http_url) as http:
+            await http.get("/healthz", headers={"X-Request-Id": "probe-42"})
+        async with websockets.connect(
+            process.ws_url,
+            subprotocols=[TRANSPORT_WS],
+            compression=None,  # type: ignore[list-item]
+        ) as sock:
+            handshake_id = sock.response.headers.get("x-request-id")
+        await asyncio.sleep(0.2)
+        lines = [line for line in process.output().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    assert any(r.get("request_id") == "probe-42" for r in records)
+    assert handshake_id is not None
+    assert len(handshake_id) == 32
