@@ -15,7 +15,7 @@ import re
 import sys
 import uuid
 from contextvars import ContextVar
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,9 +47,12 @@ def _drop_color_message(
     return event
 
 
-def configure_logging(log_format: Literal["console", "json"], level: str = "INFO") -> None:
-    """Send all logging through structlog: ``json`` (one object per line: ``timestamp``,
-    ``level``, ``logger``, ``event``, ``request_id``...) or ``console``. Idempotent."""
+def configure_logging(
+    log_format: Literal["console", "json"], level: str = "INFO", stream: TextIO | None = None
+) -> None:
+    """Send all logging through structlog to ``stream`` (standard error by default): ``json``
+    (one object per line: ``timestamp``, ``level``, ``logger``, ``event``, ``request_id``...)
+    or ``console``. Idempotent."""
     shared: list[structlog.typing.Processor] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -69,7 +72,7 @@ def configure_logging(log_format: Literal["console", "json"], level: str = "INFO
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -61,6 +61,10 @@ IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,19}")
 LOGIN_PARAMS = re.compile(r"[&?]?[A-Za-z0-9_.\-]+=[^&=#\s]*(&[A-Za-z0-9_.\-]+=[^&=#\s]*)*")
 # The placeholders a login template may hold (SPEC §5); any other brace is a typo.
 BRACES = re.compile(r"\{(?:account|cid|uid|ticket)\}")
+# Two apps' identifiers may not differ only in case (SPEC §2); the unique index decides races.
+IDENTIFIER_TAKEN = FieldError(
+    "input.identifier", "is already used by another app (case-insensitive)", "IDENTIFIER_TAKEN"
+)
 PLATFORM_FIELDS = {Platform.PC: "pc", Platform.ANDROID: "android", Platform.IOS: "ios"}
 
 
@@ -451,13 +455,7 @@ async def create_app(
                 and IDENTIFIER.fullmatch(app.identifier)
                 and await catalogue.identifier_taken(session, app.identifier)
             ):
-                errors.append(
-                    FieldError(
-                        "input.identifier",
-                        "is already used by another app (case-insensitive)",
-                        "IDENTIFIER_TAKEN",
-                    )
-                )
+                errors.append(IDENTIFIER_TAKEN)
             if errors:
                 raise InvalidInput(errors)
             app.app_key = secrets.token_hex(16)
@@ -480,11 +478,7 @@ async def create_app(
             _record(session, principal, audit.APP_CREATE, app, None, after)
     except IntegrityError as error:
         # Two concurrent creations with one identifier on PostgreSQL: the unique index decides.
-        raise InvalidInput.single(
-            "input.identifier",
-            "is already used by another app (case-insensitive)",
-            "IDENTIFIER_TAKEN",
-        ) from error
+        raise InvalidInput([IDENTIFIER_TAKEN]) from error
     if broker is not None:
         await publish_change(broker, (app.id,))
     return CreatedApp(app=app, platforms=platforms, audience=audience, app_secret=app_secret)
@@ -685,13 +679,7 @@ async def update_app(
                 and IDENTIFIER.fullmatch(new.identifier)
                 and await catalogue.identifier_taken(session, new.identifier)
             ):
-                errors.append(
-                    FieldError(
-                        "input.identifier",
-                        "is already used by another app (case-insensitive)",
-                        "IDENTIFIER_TAKEN",
-                    )
-                )
+                errors.append(IDENTIFIER_TAKEN)
             if errors:
                 raise InvalidInput(errors)
             old_icon = app.icon
@@ -727,11 +715,7 @@ async def update_app(
     except _Unchanged:  # the rollback expired the row: read it again
         return await administered_app(db=db, principal=principal, app_id=app_id)
     except IntegrityError as error:
-        raise InvalidInput.single(
-            "input.identifier",
-            "is already used by another app (case-insensitive)",
-            "IDENTIFIER_TAKEN",
-        ) from error
+        raise InvalidInput([IDENTIFIER_TAKEN]) from error
     await publish_change(broker, (app_id,))
     return app
 

@@ -3,6 +3,7 @@ request ids in responses, errors and logs."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -95,17 +96,20 @@ async def test_graphql_errors_carry_the_request_id(http, tokens, accept):
     assert unauthorised.json()["errors"][0]["extensions"]["requestId"] == "r-2"
 
 
-def test_json_logs_carry_the_request_id(capsys):
+def test_json_logs_carry_the_request_id():
     """With WORKBENCH_LOG_FORMAT=json every line is one JSON object with the request id."""
-    configure_logging("json")
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
     token = request_id_var.set("req-7")
     try:
         logging.getLogger("workbench.test").info("notice for %s", "1001,1034")
     finally:
         request_id_var.reset(token)
-        configure_logging("console")
-    line = capsys.readouterr().err.strip().splitlines()[-1]
-    record = json.loads(line)
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    record = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert record["event"] == "notice for 1001,1034"
     assert record["request_id"] == "req-7"
     assert record["level"] == "info"
