@@ -93,11 +93,18 @@ def test_a_database_newer_than_the_code_is_named_as_such(database_url: str):
         from sqlalchemy import text
 
         db = Database(database_url)
+        async with db.read() as session:
+            head = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
         try:
             async with db.write() as session:
                 await session.execute(text("UPDATE alembic_version SET version_num = '9999'"))
             await require_current(db)
         finally:
+            # The PostgreSQL test database is shared by later tests: put the revision back.
+            async with db.write() as session:
+                await session.execute(
+                    text("UPDATE alembic_version SET version_num = :v"), {"v": head}
+                )
             await db.dispose()
 
     with pytest.raises(DatabaseNotMigrated, match="newer than this code"):
