@@ -17,7 +17,8 @@ several processes: a change committed by one process reaches subscribers in ever
   that moment (repeatedly, since listeners come and go meanwhile) and every local listener
   gets ``resync()``, because messages may have been missed.
 - Nothing grows without bound: the channel table holds only channels with local listeners,
-  messages are never queued, and the backoff is capped.
+  messages are never queued, and the backoff is capped at ``BACKOFF_MAX_S`` (jitter
+  included), so subscribers catch up within seconds of Redis returning.
 
 Channel names are prefixed with the broker's namespace (``?namespace=`` in the URL, default
 ``wb``), so several deployments (or test runs) can share one Redis.
@@ -51,7 +52,9 @@ RESYNC_MARK = b"\x00resync"
 ALL_CHANNELS = "_resync_all"
 HEALTH_TIMEOUT_S = 3.0
 BACKOFF_START_S = 0.1
-BACKOFF_MAX_S = 5.0
+# The longest wait between reconnect attempts, jitter included: it bounds how long clients stay
+# stale after Redis returns (issue 5: caught up within 5 s), and a refused connect is cheap.
+BACKOFF_MAX_S = 2.0
 READ_TIMEOUT_S = 1.0
 
 
@@ -317,7 +320,7 @@ class RedisBroker:
                 logger.warning("Redis subscriber connection lost: %r", error)
             await self._drop_pubsub()
             first = False
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            await asyncio.sleep(min(BACKOFF_MAX_S, delay * random.uniform(0.5, 1.5)))
             delay = min(BACKOFF_MAX_S, delay * 2)
 
     async def _read(self) -> None:

@@ -143,8 +143,11 @@ async def until(client: WSClient, predicate, seconds: float) -> dict[str, Any]: 
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise AssertionError("no matching event in time")
-        event = badge(await client.next_data(left))
+            raise AssertionError(f"no matching event within {seconds} s")
+        try:
+            event = badge(await client.next_data(left))
+        except TimeoutError:
+            raise AssertionError(f"no matching event within {seconds} s") from None
         if predicate(event):
             return event
 
