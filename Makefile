@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test test-sqlite test-postgres lint demo clean
+.PHONY: install serve test test-sqlite test-postgres lint demo bench bench-quick clean
 
 install: $(STAMP)
 
@@ -32,6 +32,13 @@ test-sqlite: install
 
 test-postgres: install
 	WORKBENCH_TEST_DATABASE=postgresql $(BIN)/python -m pytest
+
+# Benchmarks against same-run baselines (issue 6, BENCHMARKS.md); by hand, never in CI.
+bench: install
+	$(BIN)/python -m benchmarks run
+
+bench-quick: install
+	$(BIN)/python -m benchmarks run --quick
 
 lint: install
 	$(BIN)/ruff check .
