@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,11 +76,11 @@ class WorkbenchRow:
     unread: int
 
 
-async def workbench_rows(
-    session: AsyncSession, *, cid: int, uid: int, platform: Platform | None
-) -> list[WorkbenchRow]:
-    """The user's visible apps in workbench order: group, category, app (SPEC §3)."""
-    stmt = (
+def workbench_statement(*, cid: int, uid: int, platform: Platform | None) -> Select[Any]:
+    """The one SELECT of a workbench read: the user's visible apps in workbench order, each
+    with its group, category and the user's unread count (SPEC §3). Columns: the ``App``
+    entity, ``group_id``, ``group_name``, ``category_id``, ``category_name``, ``unread``."""
+    return (
         select(
             App,
             group_t.c.id.label("group_id"),
@@ -108,7 +109,13 @@ async def workbench_rows(
             app_t.c.id,
         )
     )
-    result = await session.execute(stmt)
+
+
+async def workbench_rows(
+    session: AsyncSession, *, cid: int, uid: int, platform: Platform | None
+) -> list[WorkbenchRow]:
+    """The user's visible apps in workbench order: group, category, app (SPEC §3)."""
+    result = await session.execute(workbench_statement(cid=cid, uid=uid, platform=platform))
     return [
         WorkbenchRow(
             row.App,
@@ -182,6 +189,53 @@ async def admitted_enterprises(
     if app.audience_mode == AudienceMode.ALL.value:
         return wanted - listed
     return listed
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeTarget:
+    """An enabled app a notice may count for: its name (push text) and which of the asked
+    enterprises its audience admits."""
+
+    app_id: int
+    name: str
+    admitted: frozenset[int]
+
+
+async def notice_targets(
+    session: AsyncSession, *, app_ids: Iterable[int], cids: Iterable[int]
+) -> dict[int, NoticeTarget]:
+    """The enabled apps among ``app_ids``, each with the subset of ``cids`` its audience
+    admits (two statements for any number of apps: a batch of notices' checks)."""
+    wanted_apps = sorted({a for a in app_ids if 0 < a <= MAX_ROW_ID})
+    wanted_cids = set(cids)
+    if not wanted_apps:
+        return {}
+    apps = (
+        await session.execute(
+            select(app_t.c.id, app_t.c.name, app_t.c.audience_mode).where(
+                app_t.c.id.in_(wanted_apps), app_t.c.enabled.is_(True)
+            )
+        )
+    ).all()
+    listed: dict[int, set[int]] = {row.id: set() for row in apps}
+    if apps and wanted_cids:
+        stmt = select(audience_t.c.app_id, audience_t.c.cid).where(
+            audience_t.c.app_id.in_(list(listed)), audience_t.c.cid.in_(wanted_cids)
+        )
+        for app_id, cid in (await session.execute(stmt)).all():
+            listed[app_id].add(cid)
+    return {
+        row.id: NoticeTarget(
+            row.id,
+            row.name,
+            frozenset(
+                wanted_cids - listed[row.id]
+                if row.audience_mode == AudienceMode.ALL.value
+                else listed[row.id]
+            ),
+        )
+        for row in apps
+    }
 
 
 async def platform_settings(
