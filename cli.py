@@ -149,7 +149,7 @@ def serve(
             workers=workers,
             host=settings.host,
             port=settings.port,
-            log_level="info",
+            log_level=settings.log_level.lower(),  # WARNING and up also silence access logs
             log_config=None,  # keep configure_logging's handlers (JSON, request ids)
             **uvicorn_options(settings),
             lifespan="on",
@@ -159,7 +159,7 @@ def serve(
         create_app(settings, handle_signals=True),
         host=settings.host,
         port=settings.port,
-        log_level="info",
+        log_level=settings.log_level.lower(),  # WARNING and up also silence access logs
         log_config=None,  # keep configure_logging's handlers (JSON, request ids)
         **uvicorn_options(settings),
         lifespan="on",

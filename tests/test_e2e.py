@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -53,9 +54,10 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def service(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """A ``workbench serve`` process on a free port; yields its base URL."""
+@contextmanager
+def serving(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """A ``workbench serve`` process on a free port (its output in ``serve.log``); yields its
+    base URL."""
     workbench("migrate", env=env)
     sock = free_socket()
     port = sock.getsockname()[1]
@@ -78,6 +80,26 @@ def service(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         process.terminate()
         process.wait(TIMEOUT * 2)
         log.close()
+
+
+@pytest.fixture
+def service(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """A ``workbench serve`` process on a free port; yields its base URL."""
+    with serving(env, tmp_path) as url:
+        yield url
+
+
+@pytest.mark.parametrize(("level", "logged"), [("INFO", True), ("WARNING", False)])
+def test_log_level_warning_also_drops_the_access_log(env, tmp_path, level, logged):
+    """WORKBENCH_LOG_LEVEL=WARNING silences uvicorn's per-request access log too; INFO keeps
+    it."""
+    # given
+    with serving({**env, "WORKBENCH_LOG_LEVEL": level}, tmp_path) as url:
+        # when
+        assert httpx.get(url + "/healthz", timeout=TIMEOUT).status_code == 200
+    # then
+    output = (tmp_path / "serve.log").read_text()
+    assert ('"GET /healthz HTTP/1.1" 200' in output) is logged, output
 
 
 @pytest.fixture
