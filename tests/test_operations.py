@@ -6,13 +6,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 
 import httpx
 import pytest
 
 from logs import configure_logging, request_id_var
 from settings import Settings
-from tests.conftest import running
+from tests.conftest import TIMEOUT, running
 from tests.helpers import PUSH, create_app, push
 
 
@@ -123,3 +125,21 @@ def test_broker_urls_are_logged_without_passwords():
     assert safe_url("redis://:s3cret@db1:6379/0") == "redis://:***@db1:6379/0"
     assert safe_url("redis://user:s3cret@db1/0?namespace=x") == "redis://user:***@db1/0?namespace=x"
     assert safe_url("redis://db1:6379/0") == "redis://db1:6379/0"
+
+
+def test_a_serving_process_freezes_startup_objects_and_collects_in_larger_batches():
+    """tune_garbage_collector (called once a served app has started): everything allocated at
+    startup is frozen out of collections, and the young generation is collected every
+    GC_THRESHOLDS[0] allocations."""
+    # given
+    script = (
+        "import gc, app; app.tune_garbage_collector(); "
+        "print(gc.get_threshold() == app.GC_THRESHOLDS, gc.get_freeze_count() > 10_000)"
+    )
+    # when
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT * 4
+    )
+    # then
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
