@@ -47,6 +47,7 @@ from pubsub import create_broker
 from push_gateway import create_gateway
 from resolvers.catalogue_events import CatalogueWatch
 from resolvers.icons import MAX_ICON_BYTES
+from resolvers.notices import NoticeBatcher
 from resolvers.options import ServiceOptions
 from resolvers.push import Dispatcher
 from resolvers.sealing import SecretSealer
@@ -293,6 +294,7 @@ def create_app(
         )
         broker = InstrumentedBroker(create_broker(settings.broker_url), metrics)
         watch = CatalogueWatch(db, broker)
+        notices = NoticeBatcher(db, broker, coalesce_s=options.push_coalesce_s)
         dispatcher = Dispatcher(
             db,
             create_gateway(settings),
@@ -308,6 +310,7 @@ def create_app(
             await broker.start()
             await watch.start()
             await dispatcher.start()
+            await notices.start()
             if handle_signals:
                 install_graceful_shutdown(graphql)
                 tune_garbage_collector()
@@ -315,6 +318,7 @@ def create_app(
                 "db": db,
                 "broker": broker,
                 "watch": watch,
+                "notices": notices,
                 "options": options,
                 "sealer": sealer,
                 "meter": meter,
@@ -326,6 +330,7 @@ def create_app(
                 meter.ended,
                 meter.live,
             )
+            await notices.close()
             await dispatcher.close()
             await watch.close()
             await broker.close()

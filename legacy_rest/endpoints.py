@@ -25,7 +25,7 @@ from legacy_rest.responses import (
     ticket_body,
 )
 from resolvers.apps import resolve_app_key
-from resolvers.badges import push_notice, record_read
+from resolvers.badges import record_read
 from resolvers.errors import AppNotFound, InvalidInput, WorkbenchError
 from resolvers.identity import parse_id
 from resolvers.sso import verify_ticket
@@ -142,13 +142,7 @@ async def pushappnotice(request: Request, params: LegacyParams) -> Response:
     app_id = _id(params, "appid")
     recipients = _recipients(params)
     await _guard(request, params, app_id)
-    await push_notice(
-        db=request.state.db,
-        broker=request.state.broker,
-        app_id=app_id,
-        recipients=recipients,
-        coalesce_s=request.state.options.push_coalesce_s,
-    )
+    await request.state.notices.push(app_id=app_id, recipients=recipients)
     return success()
 
 

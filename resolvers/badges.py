@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pubsub import Broker, user_channel
 from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
 from resolvers.identity import Principal
-from resolvers.push import enqueue_notice
 from storage import badges as store
 from storage import catalogue
 from storage.catalogue import AppRule
@@ -102,66 +101,6 @@ def distinct_recipients(recipients: Sequence[tuple[int, int]]) -> list[tuple[int
     if len(users) > MAX_RECIPIENTS:
         raise TooManyRecipients(len(users), MAX_RECIPIENTS)
     return users
-
-
-async def apply_notice(
-    session: AsyncSession, *, app_id: int, users: list[tuple[int, int]], coalesce_s: float
-) -> tuple[NoticeOutcome, list[store.NoticeResult]]:
-    """In the caller's transaction: count one notice of ``app_id`` for each of the distinct,
-    sorted ``users`` the app's audience admits, and enqueue their mobile pushes (SPEC §4, §9).
-    Raises ``AppNotFound`` for an unknown or disabled app. Returns the outcome and the rows
-    written, to publish after commit (``publish_notice``)."""
-    app = await catalogue.get_app(session, app_id)
-    if app is None or not app.enabled:
-        raise AppNotFound(app_id)
-    admitted = await catalogue.admitted_enterprises(
-        session, app_id=app_id, cids={cid for cid, _ in users}
-    )
-    applied = [user for user in users if user[0] in admitted]
-    results = await store.add_notice(session, app_id=app_id, users=applied)
-    await enqueue_notice(
-        session, app_id=app_id, app_name=app.name, users=applied, coalesce_s=coalesce_s
-    )
-    skipped = [
-        (user, "enterprise outside the app's audience") for user in users if user[0] not in admitted
-    ]
-    return NoticeOutcome(app_id=app_id, applied=applied, skipped=skipped), results
-
-
-async def publish_notice(broker: Broker, app_id: int, results: list[store.NoticeResult]) -> None:
-    """Send each recipient's new state to its channel (after the notice committed)."""
-    await broker.publish(
-        (
-            user_channel(r.state.cid, r.state.uid),
-            encode_message(BadgeCause.NOTICE, r.state, ((app_id, r.unread),)),
-        )
-        for r in results
-    )
-
-
-async def push_notice(
-    *,
-    db: Database,
-    broker: Broker,
-    app_id: int,
-    recipients: Sequence[tuple[int, int]],
-    coalesce_s: float = 0.5,
-) -> NoticeOutcome:
-    """Count one notice of app ``app_id`` for each recipient ``(cid, uid)`` (SPEC §4, §6),
-    and enqueue mobile pushes in the same transaction (SPEC §9; bursts within ``coalesce_s``
-    seconds make one push per device).
-
-    Duplicates count once; recipients whose enterprise is outside the app's audience are
-    skipped. All or nothing: raises ``AppNotFound`` (unknown or disabled app) or
-    ``TooManyRecipients`` (over 10,000 distinct users) before anything is written.
-    """
-    users = distinct_recipients(recipients)
-    async with db.write() as session:
-        outcome, results = await apply_notice(
-            session, app_id=app_id, users=users, coalesce_s=coalesce_s
-        )
-    await publish_notice(broker, app_id, results)
-    return outcome
 
 
 async def _event(

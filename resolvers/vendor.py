@@ -24,13 +24,7 @@ from pubsub import Broker, user_channel
 from resolvers import audit
 from resolvers.addresses import address_allowed
 from resolvers.apps import administered_app, hash_secret
-from resolvers.badges import (
-    BadgeCause,
-    apply_notice,
-    distinct_recipients,
-    encode_message,
-    publish_notice,
-)
+from resolvers.badges import BadgeCause, distinct_recipients, encode_message
 from resolvers.errors import (
     AppNotFound,
     InvalidInput,
@@ -39,6 +33,7 @@ from resolvers.errors import (
     WorkbenchError,
 )
 from resolvers.identity import Principal, Role
+from resolvers.notices import apply_notice
 from resolvers.sealing import SealBroken, SecretSealer
 from storage import badges as store
 from storage import catalogue
@@ -220,7 +215,7 @@ async def vendor_push_notice(
             stored = await _claim_key(session, app_id=app_id, key=key)
             if stored is not None:
                 return VendorNoticeOutcome(results=stored, replayed=True)
-        outcome, written = await apply_notice(
+        outcome, messages = await apply_notice(
             session, app_id=app_id, users=users, coalesce_s=coalesce_s
         )
         skipped = dict(outcome.skipped)
@@ -235,7 +230,7 @@ async def vendor_push_notice(
                 .where(idempotency_t.c.app_id == app_id, idempotency_t.c.key == key)
                 .values(result=encoded)
             )
-    await publish_notice(broker, app_id, written)
+    await broker.publish(messages)
     return VendorNoticeOutcome(results=results, replayed=False)
 
 

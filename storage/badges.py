@@ -14,7 +14,7 @@ wrote, for publishing after commit. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,6 @@ from storage.models import AppBadge, UserBadgeState
 MAX_COUNT = 2**31 - 1
 # Rows per multi-row statement: 4 bind parameters each stays far below the 32,766 limit of
 # SQLite and asyncpg.
-CHUNK_ROWS = 1000
 
 badge_table = AppBadge.__table__  # type: ignore[attr-defined]
 state_table = UserBadgeState.__table__  # type: ignore[attr-defined]
@@ -64,58 +63,76 @@ async def add_notice(
 ) -> list[NoticeResult]:
     """Count one notice of ``app_id`` for each ``(cid, uid)`` in ``users`` (SPEC §4 row 1).
 
-    ``users`` must be distinct; they are processed in sorted order. For each: ``unseen += 1``,
-    ``version += 1``, the app's ``unread += 1``; rows are created at 1 when absent. Counts stop
-    at ``MAX_COUNT`` (a 32-bit column, and GraphQL's ``Int``) instead of overflowing. Returns one
-    result per user, in sorted order.
+    ``users`` must be distinct. Returns one result per user, in sorted order (``add_notices``
+    has the rules).
+    """
+    states, unread = await add_notices(session, {(cid, uid, app_id): 1 for cid, uid in users})
+    return [NoticeResult(states[(c, u)], unread[(c, u, app_id)]) for c, u in sorted(users)]
+
+
+async def add_notices(
+    session: AsyncSession, counts: Mapping[tuple[int, int, int], int]
+) -> tuple[dict[tuple[int, int], UserState], dict[tuple[int, int, int], int]]:
+    """Count ``n`` notices of app ``app_id`` for user ``(cid, uid)``, for every
+    ``(cid, uid, app_id): n`` of ``counts`` (``n >= 1``; SPEC §4 row 1, once per notice).
+
+    Per user: ``unseen += `` the user's notices, ``version += `` as many (one version per
+    notice, as if they had been applied one by one); per app badge ``unread += n``. Rows are
+    created when absent. Counts stop at ``MAX_COUNT`` (a 32-bit column, and GraphQL's ``Int``)
+    instead of overflowing. Rows are written in ``(cid, uid[, app_id])`` order, so concurrent
+    writers on PostgreSQL lock them in one order. Returns the users' new states and the
+    badges' new counts.
     """
     insert = _insert(session)
-    ordered = sorted(users)
-    states: dict[tuple[int, int], UserState] = {}
-    unread: dict[tuple[int, int], int] = {}
-    for start in range(0, len(ordered), CHUNK_ROWS):
-        chunk = ordered[start : start + CHUNK_ROWS]
-        state_stmt = (
-            insert(state_table)
-            .values([{"cid": c, "uid": u, "unseen_count": 1, "version": 1} for c, u in chunk])
-            .on_conflict_do_update(
-                index_elements=["cid", "uid"],
-                set_={
-                    "unseen_count": case(
-                        (state_table.c.unseen_count >= MAX_COUNT, MAX_COUNT),
-                        else_=state_table.c.unseen_count + 1,
-                    ),
-                    "version": state_table.c.version + 1,
-                },
+    per_user: dict[tuple[int, int], int] = {}
+    for (cid, uid, _app_id), n in counts.items():
+        per_user[(cid, uid)] = per_user.get((cid, uid), 0) + n
+    # One statement each, executed with a list of rows: SQLAlchemy's "insertmanyvalues" sends
+    # them as multi-row VALUES pages from one cached compilation, instead of compiling a new
+    # statement for every row count.
+    state_stmt = insert(state_table)
+    added = state_stmt.excluded.unseen_count
+    state_stmt = state_stmt.on_conflict_do_update(
+        index_elements=["cid", "uid"],
+        set_={
+            # unseen + added, capped; compared as unseen >= MAX - added so that the sum is
+            # never computed when it would overflow PostgreSQL's integer.
+            "unseen_count": case(
+                (state_table.c.unseen_count >= MAX_COUNT - added, MAX_COUNT),
+                else_=state_table.c.unseen_count + added,
+            ),
+            "version": state_table.c.version + state_stmt.excluded.version,
+        },
+    ).returning(
+        state_table.c.cid, state_table.c.uid, state_table.c.unseen_count, state_table.c.version
+    )
+    state_rows = [
+        {"cid": c, "uid": u, "unseen_count": n, "version": n}
+        for (c, u), n in sorted(per_user.items())
+    ]
+    states = {
+        (cid, uid): UserState(cid, uid, unseen, version)
+        for cid, uid, unseen, version in (await session.execute(state_stmt, state_rows)).all()
+    }
+    badge_stmt = insert(badge_table)
+    added = badge_stmt.excluded.unread
+    badge_stmt = badge_stmt.on_conflict_do_update(
+        index_elements=["cid", "uid", "app_id"],
+        set_={
+            "unread": case(
+                (badge_table.c.unread >= MAX_COUNT - added, MAX_COUNT),
+                else_=badge_table.c.unread + added,
             )
-            .returning(
-                state_table.c.cid,
-                state_table.c.uid,
-                state_table.c.unseen_count,
-                state_table.c.version,
-            )
-        )
-        for cid, uid, unseen, version in (await session.execute(state_stmt)).all():
-            states[(cid, uid)] = UserState(cid, uid, unseen, version)
-    for start in range(0, len(ordered), CHUNK_ROWS):
-        chunk = ordered[start : start + CHUNK_ROWS]
-        badge_stmt = (
-            insert(badge_table)
-            .values([{"cid": c, "uid": u, "app_id": app_id, "unread": 1} for c, u in chunk])
-            .on_conflict_do_update(
-                index_elements=["cid", "uid", "app_id"],
-                set_={
-                    "unread": case(
-                        (badge_table.c.unread >= MAX_COUNT, MAX_COUNT),
-                        else_=badge_table.c.unread + 1,
-                    )
-                },
-            )
-            .returning(badge_table.c.cid, badge_table.c.uid, badge_table.c.unread)
-        )
-        for cid, uid, count in (await session.execute(badge_stmt)).all():
-            unread[(cid, uid)] = count
-    return [NoticeResult(states[key], unread[key]) for key in ordered]
+        },
+    ).returning(badge_table.c.cid, badge_table.c.uid, badge_table.c.app_id, badge_table.c.unread)
+    badge_rows = [
+        {"cid": c, "uid": u, "app_id": a, "unread": n} for (c, u, a), n in sorted(counts.items())
+    ]
+    unread = {
+        (cid, uid, app_id): count
+        for cid, uid, app_id, count in (await session.execute(badge_stmt, badge_rows)).all()
+    }
+    return states, unread
 
 
 async def lock_state(session: AsyncSession, *, cid: int, uid: int) -> UserState | None:

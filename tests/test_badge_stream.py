@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pubsub import MemoryBroker, user_channel
 from resolvers.apps import AppDraft, PlatformDraft, create_app
-from resolvers.badges import BadgeCause, BadgeEventData, BadgeStream, encode_message, push_notice
+from resolvers.badges import BadgeCause, BadgeEventData, BadgeStream, encode_message
 from resolvers.identity import Principal, Role
+from resolvers.notices import push_notice
 from storage.badges import UserState
 from storage.db import Database
 from storage.models import LaunchMode, Platform

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from pubsub import MemoryBroker
 from resolvers.apps import AppDraft, PlatformDraft, create_app
-from resolvers.badges import push_notice
 from resolvers.identity import Principal, Role
+from resolvers.notices import push_notice
 from resolvers.push import Dispatcher, PushFailed, PushMessage
 from storage import push as store
 from storage.db import Database
