@@ -12,6 +12,7 @@ introspection fields (``__schema`` ...) are left to graphql-core's own introspec
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from graphql import GraphQLError
@@ -61,6 +62,7 @@ class _FragmentRule(ValidationRule):
         return value
 
 
+@cache
 def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
     """A validation rule refusing operations nested deeper than ``max_depth`` levels."""
     cap = max_depth + 2  # any depth at or beyond the cap is "too deep"; no need to look further
@@ -109,6 +111,7 @@ def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
     return DepthLimit
 
 
+@cache
 def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:
     """A validation rule refusing documents whose operations, fragments expanded at every
     spread, hold more than ``max_aliases`` aliased fields (Strawberry's count and message)."""
