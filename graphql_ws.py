@@ -16,6 +16,7 @@ On top of Strawberry's handlers:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import suppress
@@ -27,13 +28,19 @@ from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
 
 from auth import LEEWAY_SECONDS
+from resolvers.badges import BadgeStream
 from resolvers.errors import NotAuthenticated
+from resolvers.identity import Principal, Role
+from schema.badge_frames import BadgesPlan, badges_plan
 from schema.context import Context
+
+logger = logging.getLogger("workbench.graphql")
 
 EXPIRED_CLOSE_CODE = 4401
 INVALID_CLOSE_CODE = 4400
@@ -145,6 +152,55 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.handle_invalid_message(problem)
             return
         await super().handle_message(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """A plain ``badges`` subscription runs compiled (``schema.badge_frames``); any other
+        operation, or a caller not authenticated as a user, runs through Strawberry."""
+        plan = badges_plan(operation.query, operation.variables, operation.operation_name)
+        principal = self.context.principal
+        if plan is None or principal is None or principal.role is not Role.USER:
+            await super().run_operation(operation)
+            return
+        await self._run_badges(operation, plan, principal)
+
+    async def _run_badges(
+        self, operation: Operation[Context, None], plan: BadgesPlan, principal: Principal
+    ) -> None:
+        context = self.context
+        stream = BadgeStream(
+            db=context.db,
+            broker=context.broker,
+            cid=principal.cid,
+            uid=principal.uid,
+            platform=plan.platform,
+            watch=context.watch,
+        )
+        events = stream.events()
+        context.meter.subscription_started("badges")
+        outcome = "ok"
+        try:
+            async for event in events:
+                await operation.send_operation_message(
+                    {"id": operation.id, "type": "next", "payload": {"data": plan.data(event)}}
+                )
+        except Exception as error:  # as Strawberry: one masked error result, then complete
+            outcome = "error"
+            logger.error("unexpected error in badges: %r", error, exc_info=error)
+            message = str(error) if getattr(self.view, "debug", False) else "Unexpected error."
+            with suppress(Exception):
+                await operation.send_operation_message(
+                    {
+                        "id": operation.id,
+                        "type": "next",
+                        "payload": {"data": None, "errors": [{"message": message}]},
+                    }
+                )
+        finally:
+            await events.aclose()
+            context.meter.subscription_ended("badges")
+            context.meter.operation("subscription", outcome)
+        with suppress(Exception):
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
 
 class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
