@@ -17,7 +17,8 @@ bare Starlette app beside a raw ``websockets`` server:
 - WebSocket ``ws://127.0.0.1:<ws-port>/?cid=C&uid=U``: registers the connection for that user
   and sends ``{"ready":true}``; frames then arrive as ``{"unreadTotal":N}``.
 
-Run: ``python -m benchmarks.baseline --database-url URL --http-port P --ws-port Q``.
+Run: ``python -m benchmarks.baseline --database-url URL --http-port P --ws-port Q
+[--jwt-secret S]``.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ OK = b'{"Result":true}'
 class Baseline:
     """The baseline's state: the database and the registered WebSocket connections."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, jwt_secret: str = JWT_SECRET) -> None:
         self.db = Database(database_url)
+        self.jwt_secret = jwt_secret
         self.users: dict[tuple[int, int], set[ServerConnection]] = {}
         self.frames: dict[ServerConnection, str] = {}
 
@@ -110,7 +112,7 @@ class Baseline:
         try:
             claims = jwt.decode(
                 header.removeprefix("Bearer "),
-                JWT_SECRET,
+                self.jwt_secret,
                 algorithms=["HS256"],
                 options={"verify_aud": False},
             )
@@ -192,9 +194,9 @@ class Baseline:
             del self.frames[connection]
 
 
-async def main(database_url: str, http_port: int, ws_port: int) -> None:
+async def main(database_url: str, http_port: int, ws_port: int, jwt_secret: str) -> None:
     """Serve until SIGTERM."""
-    baseline = Baseline(database_url)
+    baseline = Baseline(database_url, jwt_secret)
     await baseline.setup()
     app = Starlette(
         routes=[
@@ -219,6 +221,9 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--ws-port", type=int, required=True)
+    parser.add_argument("--jwt-secret", default=JWT_SECRET)
     arguments = parser.parse_args()
     # uvloop, as ``uvicorn.run`` picks for the service (``loop="auto"``).
-    uvloop.run(main(arguments.database_url, arguments.http_port, arguments.ws_port))
+    uvloop.run(
+        main(arguments.database_url, arguments.http_port, arguments.ws_port, arguments.jwt_secret)
+    )

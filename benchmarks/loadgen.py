@@ -155,27 +155,36 @@ async def closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class Pool:
-    """Idle keep-alive connections to one server, opened on demand."""
+    """Keep-alive connections to one server, opened on demand. A connection idle for
+    ``IDLE_S`` is replaced rather than reused: servers close idle keep-alive connections
+    (uvicorn after 5 s), and a request sent on one would fail without reaching the server."""
+
+    IDLE_S = 3.0
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.idle: list[HttpConnection] = []
+        self.idle: list[tuple[HttpConnection, float]] = []
         self.opened = 0
 
     async def send(self, request: Request) -> tuple[int, bytes]:
         """Send on an idle connection (or a new one) and give it back afterwards."""
-        if self.idle:
-            connection = self.idle.pop()
-        else:
+        connection = None
+        while self.idle and connection is None:
+            candidate, since = self.idle.pop()
+            if time.monotonic() - since < self.IDLE_S:
+                connection = candidate
+            else:
+                candidate.close()
+        if connection is None:
             connection = await HttpConnection.open(self.url)
             self.opened += 1
         result = await connection.send(request)
-        self.idle.append(connection)
+        self.idle.append((connection, time.monotonic()))
         return result
 
     def close(self) -> None:
         """Close every idle connection."""
-        for connection in self.idle:
+        for connection, _ in self.idle:
             connection.close()
 
 

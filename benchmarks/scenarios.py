@@ -395,7 +395,7 @@ async def idle_connections(context: Context) -> Outcome:
                     r is not None and r <= 2.0,
                 )
             )
-        if not context.quick:
+        if not context.quick and database == "sqlite":
             service = _find(outcome.rows, "workbench", database, "10,000 conns")
             outcome.checks.append(
                 Check(
