@@ -36,9 +36,10 @@ from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMe
 from auth import LEEWAY_SECONDS
 from resolvers.badges import BadgeStream
 from resolvers.errors import NotAuthenticated
-from resolvers.identity import Principal, Role
-from schema.badge_frames import BadgesPlan, badges_plan
-from schema.context import Context
+from resolvers.identity import Principal
+from schema.compiled import badges_plan
+from schema.context import USER_ROLES, Context
+from schema.plain_documents import Plan
 
 logger = logging.getLogger("workbench.graphql")
 
@@ -154,17 +155,17 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        """A plain ``badges`` subscription runs compiled (``schema.badge_frames``); any other
+        """A plain ``badges`` subscription runs compiled (``schema.compiled``); any other
         operation, or a caller not authenticated as a user, runs through Strawberry."""
         plan = badges_plan(operation.query, operation.variables, operation.operation_name)
         principal = self.context.principal
-        if plan is None or principal is None or principal.role is not Role.USER:
+        if plan is None or principal is None or principal.role not in USER_ROLES:
             await super().run_operation(operation)
             return
         await self._run_badges(operation, plan, principal)
 
     async def _run_badges(
-        self, operation: Operation[Context, None], plan: BadgesPlan, principal: Principal
+        self, operation: Operation[Context, None], plan: Plan, principal: Principal
     ) -> None:
         context = self.context
         stream = BadgeStream(

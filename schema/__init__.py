@@ -24,6 +24,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from resolvers.workbench import load_workbench
 from schema.apps import (
     AppAdminMutation,
     AppLifecycleMutation,
@@ -35,6 +36,8 @@ from schema.apps import (
 )
 from schema.audit import AuditQuery
 from schema.badges import BadgeMutation, BadgeSubscription
+from schema.compiled import workbench_plan
+from schema.context import USER_ROLES, Context
 from schema.errors import is_unexpected, masking_extension
 from schema.groups import GroupMutation, GroupQuery
 from schema.limits import DocumentLimiter
@@ -85,10 +88,12 @@ DOCUMENT_CACHE_SIZE = 256
 
 
 class WorkbenchSchema(strawberry.Schema):
-    """The Strawberry schema with two service rules:
+    """The Strawberry schema with three service rules:
 
     - ``execute`` (HTTP, and queries over WebSocket) never runs a subscription: those need a
       WebSocket (``subscribe``), so over HTTP they are a 400 request error, not a crash.
+    - A plain ``workbench`` query (``schema.compiled``) is answered without graphql-core's
+      executor: the same data, in half the time for a 200-app catalogue (issue 6).
     - ``process_errors`` logs only unexpected errors, with their traceback; client errors
       (validation, domain errors) are logged at DEBUG without the query text, so clients can
       neither flood the error log nor forge lines in it.
@@ -107,6 +112,12 @@ class WorkbenchSchema(strawberry.Schema):
         """Execute a query or mutation; subscriptions are refused (see class docstring)."""
         allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
         allowed.discard(OperationType.SUBSCRIPTION)
+        if query is not None and OperationType.QUERY in allowed:
+            compiled = await self._compiled_workbench(
+                query, variable_values, context_value, operation_name
+            )
+            if compiled is not None:
+                return compiled
         return await super().execute(
             query,
             variable_values=variable_values,
@@ -116,6 +127,30 @@ class WorkbenchSchema(strawberry.Schema):
             allowed_operation_types=allowed,
             operation_extensions=operation_extensions,
         )
+
+    async def _compiled_workbench(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        context: Any,
+        operation_name: str | None,
+    ) -> ExecutionResult | None:
+        # A plain workbench query by a workbench user, answered without the executor
+        # (schema.compiled); None: let Strawberry run it. A failure also falls back, so that
+        # errors are reported (and masked, and logged) exactly as Strawberry does.
+        if not isinstance(context, Context):
+            return None
+        plan = workbench_plan(query, variables, operation_name)
+        principal = context.principal
+        if plan is None or principal is None or principal.role not in USER_ROLES:
+            return None
+        assert plan.platform is not None  # the argument is non-null: plain shapes say so
+        try:
+            data = await load_workbench(db=context.db, principal=principal, platform=plan.platform)
+        except Exception:
+            return None
+        context.meter.operation("query", "ok")
+        return ExecutionResult(data=plan.data(data), errors=None)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -1,0 +1,251 @@
+"""Compiled "plain" documents: the hot operations run without graphql-core's executor (issue 6).
+
+Strawberry resolves every field of every result through graphql-core: for a fan-out that is
+most of the cost of each event, and for a 200-app workbench most of the cost of the query. The
+documents clients send for these operations have one plain shape, so they are compiled once
+(LRU, ``PLAN_CACHE_SIZE`` texts) into a ``Plan`` that builds the very ``data`` the executor
+would build. Anything else runs through Strawberry unchanged. A document is plain when:
+
+- it has one operation of the expected type (its name matching ``operationName`` when given)
+  whose only root field is the expected one; no fragments and no directives anywhere;
+- the root field's only argument is ``platform``: an enum literal, ``null`` where the argument
+  is nullable, or the operation's one variable, declared ``Platform`` / ``Platform!`` as the
+  argument allows, with or without a default;
+- every other field is one the compiled type lists (``ObjectType``), without arguments, with a
+  selection exactly when it is an object field, each response key once; at most ``MAX_FIELDS``
+  fields and ``MAX_DOCUMENT_CHARS`` characters, so the schema's depth, alias and token limits
+  hold without checking.
+
+Such a document passes graphql-core's validation by construction. Variables are checked here as
+graphql-core coerces them; a value that would fail (an unknown platform, a missing required
+variable) falls back, so every error keeps Strawberry's exact wording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from graphql import GraphQLError, parse
+from graphql.language import (
+    EnumValueNode,
+    FieldNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    NullValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+)
+
+from storage.models import Platform
+
+MAX_DOCUMENT_CHARS = 4000
+MAX_FIELDS = 48
+PLAN_CACHE_SIZE = 256
+_UNSET: Any = object()
+
+Getter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: part of the plan cache's key
+class ObjectType:
+    """A GraphQL object type as the compiler sees it: its ``name`` (``__typename``), its leaf
+    fields (``leaves``: field -> getter of the value from the source object), and its object
+    fields (``objects``: field -> (getter of the child source, or of a list of them, the
+    child's type))."""
+
+    name: str
+    leaves: Mapping[str, Getter]
+    objects: Mapping[str, tuple[Getter, ObjectType]]
+
+    def project(self, selection: Selection, source: Any) -> dict[str, Any]:
+        """The result object for ``source``: keys in the selection's order."""
+        out: dict[str, Any] = {}
+        for key, name, child in selection:
+            if child is None:
+                out[key] = self.name if name == "__typename" else self.leaves[name](source)
+                continue
+            get, kind = self.objects[name]
+            value = get(source)
+            if isinstance(value, list):
+                out[key] = [kind.project(child, item) for item in value]
+            else:
+                out[key] = kind.project(child, value)
+        return out
+
+
+# (response key, field name, child selection for object fields)
+Selection = tuple[tuple[str, str, "Selection | None"], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a plain document says before its variables are known."""
+
+    key: str  # the root field's response key
+    platform: Platform | None  # the literal (None: null or absent) when ``variable`` is None
+    variable: str | None
+    required: bool  # the variable is declared non-null
+    default: Any  # _UNSET, None or a Platform
+    selection: Selection
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A plain document with its variables applied: the root type, its platform argument and
+    the selection. ``data(source)`` is the result's ``data``."""
+
+    root: ObjectType
+    platform: Platform | None
+    shape: Shape
+
+    def data(self, source: Any) -> dict[str, Any]:
+        """``{root key: the projected root object}`` for ``source``."""
+        return {self.shape.key: self.root.project(self.shape.selection, source)}
+
+
+def _key(field: FieldNode) -> str:
+    return field.alias.value if field.alias else field.name.value
+
+
+def _compile(selection_set: SelectionSetNode, kind: ObjectType, budget: list[int]) -> Selection:
+    # Raises ValueError for anything outside the plain shape.
+    found: list[tuple[str, str, Selection | None]] = []
+    for node in selection_set.selections:
+        if not isinstance(node, FieldNode) or node.directives or node.arguments:
+            raise ValueError("not a plain field")
+        name = node.name.value
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ValueError("too many fields")
+        if name in kind.objects:
+            if node.selection_set is None:
+                raise ValueError("an object field needs a selection")
+            found.append(
+                (_key(node), name, _compile(node.selection_set, kind.objects[name][1], budget))
+            )
+        elif name in kind.leaves or name == "__typename":
+            if node.selection_set is not None:
+                raise ValueError("a leaf takes no selection")
+            found.append((_key(node), name, None))
+        else:
+            raise ValueError("unknown field")
+    keys = [key for key, _, _ in found]
+    if not found or len(set(keys)) != len(keys):
+        raise ValueError("repeated response key")
+    return tuple(found)
+
+
+def _platform_value(node: object) -> Any:
+    if isinstance(node, NullValueNode):
+        return None
+    if isinstance(node, EnumValueNode) and node.value in Platform.__members__:
+        return Platform[node.value]
+    return _UNSET
+
+
+def _name(operation: OperationDefinitionNode) -> str | None:
+    return operation.name.value if operation.name else None
+
+
+@lru_cache(maxsize=PLAN_CACHE_SIZE)
+def shape_of(
+    query: str,
+    operation_name: str | None,
+    operation_type: OperationType,
+    root_field: str,
+    platform_required: bool,
+    root: ObjectType,
+) -> Shape | None:
+    """The shape of a plain document (module docstring) whose root field ``root_field``
+    returns ``root``, or ``None``."""
+    if len(query) > MAX_DOCUMENT_CHARS:
+        return None
+    try:
+        document = parse(query, no_location=True)
+    except (GraphQLError, RecursionError):
+        return None
+    if len(document.definitions) != 1:
+        return None
+    operation = document.definitions[0]
+    if (
+        not isinstance(operation, OperationDefinitionNode)
+        or operation.operation is not operation_type
+        or operation.directives
+        or (operation_name is not None and _name(operation) != operation_name)
+        or len(operation.selection_set.selections) != 1
+    ):
+        return None
+    definitions = operation.variable_definitions or ()
+    field = operation.selection_set.selections[0]
+    arguments = field.arguments or () if isinstance(field, FieldNode) else ()
+    if (
+        not isinstance(field, FieldNode)
+        or field.name.value != root_field
+        or field.directives
+        or field.selection_set is None
+        or len(arguments) > 1
+        or (arguments and arguments[0].name.value != "platform")
+        or len(definitions) > 1
+    ):
+        return None
+    value = arguments[0].value if arguments else None
+    platform: Any = None
+    variable: str | None = None
+    required = False
+    default: Any = _UNSET
+    if isinstance(value, VariableNode):
+        definition = definitions[0] if definitions else None
+        if (
+            definition is None
+            or definition.variable.name.value != value.name.value
+            or definition.directives
+        ):
+            return None
+        declared = definition.type
+        required = isinstance(declared, NonNullTypeNode)
+        named = declared.type if isinstance(declared, NonNullTypeNode) else declared
+        if not isinstance(named, NamedTypeNode) or named.name.value != "Platform":
+            return None
+        if platform_required and not required:
+            return None
+        if definition.default_value is not None:
+            default = _platform_value(definition.default_value)
+            if default is _UNSET or (required and default is None):
+                return None
+        variable = value.name.value
+    else:
+        if definitions:
+            return None  # declared but unused: a validation error Strawberry reports
+        if value is not None:
+            platform = _platform_value(value)
+        if platform is _UNSET or (platform_required and platform is None):
+            return None
+    try:
+        selection = _compile(field.selection_set, root, [MAX_FIELDS])
+    except ValueError:
+        return None
+    return Shape(_key(field), platform, variable, required, default, selection)
+
+
+def plan(shape: Shape | None, root: ObjectType, variables: Mapping[str, Any] | None) -> Plan | None:
+    """``shape`` with ``variables`` applied, or ``None`` when they would not coerce."""
+    if shape is None:
+        return None
+    if shape.variable is None:
+        return Plan(root, shape.platform, shape)
+    values = variables or {}
+    if shape.variable in values:
+        value = values[shape.variable]
+        if value is None:
+            return None if shape.required else Plan(root, None, shape)
+        if isinstance(value, str) and value in Platform.__members__:
+            return Plan(root, Platform[value], shape)
+        return None
+    if shape.default is not _UNSET:
+        return Plan(root, shape.default, shape)
+    return None if shape.required else Plan(root, None, shape)
