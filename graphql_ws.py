@@ -25,7 +25,11 @@ from typing import Any
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -184,6 +188,8 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await operation.send_operation_message(
                     {"id": operation.id, "type": "next", "payload": {"data": plan.data(event)}}
                 )
+        except WebSocketDisconnected:
+            return  # the client left while an event was on its way: nothing to report
         except Exception as error:  # as Strawberry: one masked error result, then complete
             outcome = "error"
             logger.error("unexpected error in badges: %r", error, exc_info=error)

@@ -99,6 +99,11 @@ class Metrics:
         self.broker_reconnects = Gauge(
             "workbench_broker_reconnects", "Broker reconnects since start.", registry=r
         )
+        self.broker_channels = Gauge(
+            "workbench_broker_channels",
+            "Channels (users) this process listens to; with Redis, its subscriptions there.",
+            registry=r,
+        )
         self.broker_dropped = Gauge(
             "workbench_broker_dropped_publishes",
             "Messages dropped because the broker was unreachable.",
@@ -249,6 +254,8 @@ async def metrics_endpoint(request: Request) -> Response:
     inner: Any = getattr(request.state.broker, "inner", request.state.broker)
     metrics.broker_reconnects.set(getattr(inner, "reconnects", 0))
     metrics.broker_dropped.set(getattr(inner, "dropped_publishes", 0))
+    channel_count = getattr(inner, "channel_count", None)
+    metrics.broker_channels.set(channel_count() if callable(channel_count) else 0)
     dispatcher = request.app.state.dispatcher
     metrics.push_failures.set(dispatcher.failures)
     metrics.push_sent.set(dispatcher.sent)

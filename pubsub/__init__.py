@@ -105,6 +105,10 @@ class MemoryBroker:
         """How many listeners are registered, over all channels (for tests and metrics)."""
         return sum(len(listeners) for listeners in self._channels.values())
 
+    def channel_count(self) -> int:
+        """How many channels have listeners (metrics)."""
+        return len(self._channels)
+
 
 def create_broker(url: str) -> Broker:
     """The broker for ``url``. Raises ``ValueError`` for an unknown scheme."""

@@ -56,6 +56,8 @@ BACKOFF_START_S = 0.1
 # stale after Redis returns (issue 5: caught up within 5 s), and a refused connect is cheap.
 BACKOFF_MAX_S = 2.0
 READ_TIMEOUT_S = 1.0
+# Messages the reader hands out before letting other tasks run (``_read``).
+MESSAGES_PER_TURN = 1000
 
 
 def safe_url(url: str) -> str:
@@ -67,6 +69,13 @@ def safe_url(url: str) -> str:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def client_name(namespace: str) -> str:
+    """The name the broker's connections carry (``CLIENT LIST``): ``workbench-<namespace>``,
+    with characters Redis refuses in names replaced."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_.:" else "_" for c in namespace)
+    return f"workbench-{safe}"
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -104,7 +113,10 @@ class RedisBroker:
             self.url,
             socket_connect_timeout=HEALTH_TIMEOUT_S,
             socket_keepalive=True,
-            health_check_interval=HEALTH_INTERVAL_S,
+            # No health_check_interval: redis-py would PING and read the reply from inside a
+            # (un)subscribe command, racing the reader task on the same connection; the
+            # reader does its own PINGs (``_read``).
+            client_name=client_name(self.namespace),
         )
 
     async def start(self) -> None:
@@ -325,15 +337,17 @@ class RedisBroker:
 
     async def _read(self) -> None:
         # Hand messages to listeners until the link fails; PING when idle to find a half-open
-        # link (no reply within HEALTH_TIMEOUT_S means dead).
+        # link (no reply at all within PING_TIMEOUT_S means dead). Each turn takes every
+        # message already received (up to MESSAGES_PER_TURN) without giving up the event
+        # loop: reading each through asyncio.wait_for (a new task per message) made the
+        # reader wait a full loop round per message, and on a busy loop it fell behind
+        # subscribe/unsubscribe churn without bound (events tens of seconds late).
         pubsub = self._pubsub
         assert pubsub is not None
         pinged_at: float | None = None
-        prefix_length = len(self._prefix)
         while self._connected.is_set() and not self._closing:
-            message = await asyncio.wait_for(
-                pubsub.get_message(timeout=READ_TIMEOUT_S), READ_TIMEOUT_S + HEALTH_TIMEOUT_S
-            )
+            async with asyncio.timeout(READ_TIMEOUT_S + HEALTH_TIMEOUT_S):
+                message = await pubsub.get_message(timeout=READ_TIMEOUT_S)
             now = time.monotonic()
             if message is None:
                 if pinged_at is not None and now - pinged_at > PING_TIMEOUT_S:
@@ -345,24 +359,36 @@ class RedisBroker:
             # Any reply (a message, a (un)subscribe confirmation, a PONG) proves the link.
             self._last_seen = now
             pinged_at = None
-            if message.get("type") != "message":
-                continue
-            channel = message["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            name = channel[prefix_length:]
-            data = message["data"]
-            if name == ALL_CHANNELS:
-                for every in list(self._channels.values()):
-                    for listener in tuple(every):
-                        listener.resync()
-                continue
-            listeners = self._channels.get(name)
-            if listeners:
-                for listener in tuple(listeners):
-                    if data == RESYNC_MARK:
-                        listener.resync()
-                    else:
-                        listener.deliver(data)
+            for _ in range(MESSAGES_PER_TURN):
+                self._dispatch(message)
+                async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                    message = await pubsub.get_message(timeout=0)  # only what has arrived
+                if message is None:
+                    break
+            else:
+                self._dispatch(message)
         if not self._closing:
             raise ConnectionError("subscription connection reset")
+
+    def _dispatch(self, message: dict[str, object]) -> None:
+        if message.get("type") != "message":
+            return
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        assert isinstance(channel, str)
+        name = channel[len(self._prefix) :]
+        data = message["data"]
+        if name == ALL_CHANNELS:
+            for every in list(self._channels.values()):
+                for listener in tuple(every):
+                    listener.resync()
+            return
+        listeners = self._channels.get(name)
+        if listeners:
+            for listener in tuple(listeners):
+                if data == RESYNC_MARK:
+                    listener.resync()
+                else:
+                    assert isinstance(data, bytes)
+                    listener.deliver(data)

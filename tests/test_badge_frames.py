@@ -4,7 +4,10 @@ the two are compared side by side), and anything outside the plain shape falls b
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 
 import httpx
 import pytest
@@ -221,4 +224,39 @@ async def test_compiled_subscriptions_are_counted_and_cleaned_up(server, tokens)
     # then
     assert 'workbench_subscriptions{field="badges"} 1.0' in during
     assert 'workbench_subscriptions{field="badges"} 0.0' in after
+    # the user's channel, beside the catalogue channel every process follows
+    assert "workbench_broker_channels 2.0" in during
+    assert "workbench_broker_channels 1.0" in after
     assert 'workbench_graphql_operations_total{outcome="ok",type="subscription"} 1.0' in after
+
+
+async def test_clients_leaving_mid_stream_are_not_errors(server, http, tokens, caplog):
+    """Clients that vanish while their events are being sent end their subscriptions quietly:
+    no ERROR log, no error outcome (a storm test saw hundreds of such log lines)."""
+    # given
+    caplog.set_level(logging.INFO)
+    app = await create_app(http, tokens.admin(), identifier="Leaving")
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for _ in range(20):
+            client = await stack.enter_async_context(ws_client(server.ws_url, TRANSPORT_WS))
+            await client.init(tokens.user())
+            await client.subscribe(PLAIN, {"platform": "PC"})
+            await client.next_data()
+            clients.append(client)
+        # when: notices keep coming while every client drops its TCP connection
+        sending = asyncio.gather(*(push(http, app["id"], ["1001,1034"]) for _ in range(30)))
+        await asyncio.sleep(0.01)
+        for client in clients:
+            client.socket.transport.abort()
+        await sending
+    async with httpx.AsyncClient(base_url=server.http_url) as metrics_client:
+        for _ in range(100):
+            text_ = (await metrics_client.get("/metrics")).text
+            if 'workbench_subscriptions{field="badges"} 0.0' in text_:
+                break
+            await asyncio.sleep(0.05)
+    # then
+    assert 'workbench_subscriptions{field="badges"} 0.0' in text_
+    assert 'outcome="error",type="subscription"' not in text_
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
