@@ -13,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from benchmarks.processes import free_port
 from benchmarks.scenarios import WORKBENCH_QUERY
 from benchmarks.stats import Row, percentile, ratio, table
+from storage.db import Database
 from tests.conftest import JWT_SECRET, TIMEOUT
 from tests.helpers import create_app, gql, push
 
@@ -129,6 +131,11 @@ async def test_the_workbench_baseline_returns_the_services_json(server, http, to
     finally:
         process.terminate()
         process.wait(TIMEOUT)
+        # The baseline's own table must not outlive the test: the database is shared.
+        db = Database(database_url)
+        async with db.write() as session:
+            await session.execute(text("DROP TABLE IF EXISTS bench_badge"))
+        await db.dispose()
     # then
     assert answer.status_code == 200
     assert answer.json() == expected
