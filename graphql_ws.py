@@ -161,7 +161,12 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """A plain ``badges`` subscription runs compiled (``schema.compiled``); any other
         operation, or a caller not authenticated as a user, runs through Strawberry."""
-        plan = badges_plan(operation.query, operation.variables, operation.operation_name)
+        limits = getattr(self.schema, "limits", None)
+        plan = (
+            None
+            if limits is None
+            else badges_plan(operation.query, operation.variables, operation.operation_name, limits)
+        )
         principal = self.context.principal
         if plan is None or principal is None or principal.role not in USER_ROLES:
             await super().run_operation(operation)

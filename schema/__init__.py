@@ -36,7 +36,7 @@ from schema.apps import (
 )
 from schema.audit import AuditQuery
 from schema.badges import BadgeMutation, BadgeSubscription
-from schema.compiled import workbench_plan
+from schema.compiled import Limits, workbench_plan
 from schema.context import USER_ROLES, Context
 from schema.errors import is_unexpected, masking_extension
 from schema.groups import GroupMutation, GroupQuery
@@ -99,6 +99,9 @@ class WorkbenchSchema(strawberry.Schema):
       neither flood the error log nor forge lines in it.
     """
 
+    # The document limits, for the compiled paths (build_schema sets the configured ones).
+    limits = Limits(max_depth=12, max_aliases=30, max_tokens=2000)
+
     async def execute(
         self,
         query: str | None,
@@ -140,7 +143,7 @@ class WorkbenchSchema(strawberry.Schema):
         # errors are reported (and masked, and logged) exactly as Strawberry does.
         if not isinstance(context, Context):
             return None
-        plan = workbench_plan(query, variables, operation_name)
+        plan = workbench_plan(query, variables, operation_name, self.limits)
         principal = context.principal
         if plan is None or principal is None or principal.role not in USER_ROLES:
             return None
@@ -211,10 +214,12 @@ def build_schema(
     ]
     if not debug:
         extensions.append(masking_extension)
-    return WorkbenchSchema(
+    schema = WorkbenchSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
     )
+    schema.limits = Limits(max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens)
+    return schema

@@ -15,7 +15,7 @@ from graphql.language import OperationType
 from resolvers.badges import BadgeEventData
 from resolvers.workbench import WorkbenchData
 from schema.badges import capped
-from schema.plain_documents import ObjectType, Plan, plan, shape_of
+from schema.plain_documents import Limits, ObjectType, Plan, plan, shape_of
 from storage.catalogue import WorkbenchRow
 from storage.models import AppKind
 
@@ -102,24 +102,38 @@ WORKBENCH = ObjectType(
 )
 
 
-def badges_plan(
-    query: str, variables: Mapping[str, Any] | None, operation_name: str | None
-) -> Plan | None:
-    """The compiled ``subscription { badges(platform) { ... } }``; ``data(BadgeEventData)``.
-    ``None``: run the document through Strawberry."""
-    shape = shape_of(
-        query, operation_name, OperationType.SUBSCRIPTION, "badges", False, BADGE_EVENT
+def _plain(query: object, variables: object, operation_name: object) -> bool:
+    # Requests are checked by the view before execution, but whatever is not of the expected
+    # types (an operationName list, say) is left to Strawberry to refuse.
+    return (
+        isinstance(query, str)
+        and (variables is None or isinstance(variables, Mapping))
+        and (operation_name is None or isinstance(operation_name, str))
     )
+
+
+def badges_plan(
+    query: str, variables: Mapping[str, Any] | None, operation_name: str | None, limits: Limits
+) -> Plan | None:
+    """The compiled ``subscription { badges(platform) { ... } }`` within ``limits``;
+    ``data(BadgeEventData)``. ``None``: run the document through Strawberry."""
+    if not _plain(query, variables, operation_name):
+        return None
+    kind = OperationType.SUBSCRIPTION
+    shape = shape_of(query, operation_name, kind, "badges", False, BADGE_EVENT, limits)
     return plan(shape, BADGE_EVENT, variables)
 
 
 def workbench_plan(
-    query: str, variables: Mapping[str, Any] | None, operation_name: str | None
+    query: str, variables: Mapping[str, Any] | None, operation_name: str | None, limits: Limits
 ) -> Plan | None:
-    """The compiled ``query { workbench(platform) { ... } }``; ``data(WorkbenchData)``.
-    ``None``: run the document through Strawberry."""
-    shape = shape_of(query, operation_name, OperationType.QUERY, "workbench", True, WORKBENCH)
+    """The compiled ``query { workbench(platform) { ... } }`` within ``limits``;
+    ``data(WorkbenchData)``. ``None``: run the document through Strawberry."""
+    if not _plain(query, variables, operation_name):
+        return None
+    kind = OperationType.QUERY
+    shape = shape_of(query, operation_name, kind, "workbench", True, WORKBENCH, limits)
     return plan(shape, WORKBENCH, variables)
 
 
-__all__ = ["BadgeEventData", "Plan", "badges_plan", "workbench_plan"]
+__all__ = ["BadgeEventData", "Limits", "Plan", "badges_plan", "workbench_plan"]

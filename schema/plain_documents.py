@@ -13,8 +13,9 @@ would build. Anything else runs through Strawberry unchanged. A document is plai
   argument allows, with or without a default;
 - every other field is one the compiled type lists (``ObjectType``), without arguments, with a
   selection exactly when it is an object field, each response key once; at most ``MAX_FIELDS``
-  fields and ``MAX_DOCUMENT_CHARS`` characters, so the schema's depth, alias and token limits
-  hold without checking.
+  fields and ``MAX_DOCUMENT_CHARS`` characters;
+- it is within the schema's own limits (``Limits``: depth, aliases, tokens), which are checked
+  here as Strawberry checks them, so a document over a limit falls back and gets its error.
 
 Such a document passes graphql-core's validation by construction. Variables are checked here as
 graphql-core coerces them; a value that would fail (an unknown platform, a missing required
@@ -49,6 +50,18 @@ PLAN_CACHE_SIZE = 256
 _UNSET: Any = object()
 
 Getter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The schema's document limits (``schema.limits``, ``MaxTokensLimiter``): a compiled
+    document must satisfy them as Strawberry would check them. Depth counts nesting below the
+    root field (the root field is 0); every aliased field counts as an alias; a document of at
+    most ``max_tokens`` characters cannot hold more tokens than that."""
+
+    max_depth: int
+    max_aliases: int
+    max_tokens: int
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: part of the plan cache's key
@@ -112,22 +125,32 @@ def _key(field: FieldNode) -> str:
     return field.alias.value if field.alias else field.name.value
 
 
-def _compile(selection_set: SelectionSetNode, kind: ObjectType, budget: list[int]) -> Selection:
-    # Raises ValueError for anything outside the plain shape.
+@dataclass(slots=True)
+class _Count:
+    fields: int = 0
+    aliases: int = 0
+    depth: int = 0
+
+
+def _compile(
+    selection_set: SelectionSetNode, kind: ObjectType, count: _Count, depth: int = 1
+) -> Selection:
+    # Raises ValueError for anything outside the plain shape; counts fields, aliases, depth.
     found: list[tuple[str, str, Selection | None]] = []
     for node in selection_set.selections:
         if not isinstance(node, FieldNode) or node.directives or node.arguments:
             raise ValueError("not a plain field")
         name = node.name.value
-        budget[0] -= 1
-        if budget[0] < 0:
+        count.fields += 1
+        count.aliases += node.alias is not None
+        count.depth = max(count.depth, depth)
+        if count.fields > MAX_FIELDS:
             raise ValueError("too many fields")
         if name in kind.objects:
             if node.selection_set is None:
                 raise ValueError("an object field needs a selection")
-            found.append(
-                (_key(node), name, _compile(node.selection_set, kind.objects[name][1], budget))
-            )
+            child = _compile(node.selection_set, kind.objects[name][1], count, depth + 1)
+            found.append((_key(node), name, child))
         elif name in kind.leaves or name == "__typename":
             if node.selection_set is not None:
                 raise ValueError("a leaf takes no selection")
@@ -160,10 +183,11 @@ def shape_of(
     root_field: str,
     platform_required: bool,
     root: ObjectType,
+    limits: Limits,
 ) -> Shape | None:
     """The shape of a plain document (module docstring) whose root field ``root_field``
     returns ``root``, or ``None``."""
-    if len(query) > MAX_DOCUMENT_CHARS:
+    if len(query) > min(MAX_DOCUMENT_CHARS, limits.max_tokens):
         return None
     try:
         document = parse(query, no_location=True)
@@ -225,9 +249,12 @@ def shape_of(
             platform = _platform_value(value)
         if platform is _UNSET or (platform_required and platform is None):
             return None
+    count = _Count(aliases=field.alias is not None)
     try:
-        selection = _compile(field.selection_set, root, [MAX_FIELDS])
+        selection = _compile(field.selection_set, root, count)
     except ValueError:
+        return None
+    if count.aliases > limits.max_aliases or count.depth > limits.max_depth:
         return None
     return Shape(_key(field), platform, variable, required, default, selection)
 

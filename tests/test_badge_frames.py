@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from resolvers.badges import BadgeCause, BadgeEventData
+from schema import WorkbenchSchema
 from schema.compiled import badges_plan
 from schema.plain_documents import MAX_DOCUMENT_CHARS
 from storage.db import Database
@@ -34,6 +35,8 @@ LITERAL = "subscription { badges(platform: PC) { cause badges { appId unread } v
 NO_PLATFORM = "subscription { badges { unreadTotal badges { unread } } }"
 MANY_ALIASES = "subscription { badges { " + " ".join(f"c{i}: cause" for i in range(60)) + " } }"
 EQUIVALENT = [(PLAIN, {"platform": "PC"}), (EVERYTHING, {}), (LITERAL, {}), (NO_PLATFORM, {})]
+
+LIMITS = WorkbenchSchema.limits  # the defaults the test servers use
 
 
 def event(**changes: object) -> BadgeEventData:
@@ -59,7 +62,7 @@ async def test_compiled_events_equal_strawberrys(server, http, tokens, document,
     """A notice, a second app's notice and a setnum: the compiled stream (graphql-transport-ws)
     and Strawberry's (graphql-ws) send identical payloads, aliases and __typename included."""
     # given
-    assert badges_plan(document, variables, None) is not None
+    assert badges_plan(document, variables, None, LIMITS) is not None
     one = await create_app(http, tokens.admin(), identifier="FrameOne")
     two = await create_app(http, tokens.admin(), identifier="FrameTwo")
     async with (
@@ -82,7 +85,7 @@ async def test_compiled_events_equal_strawberrys(server, http, tokens, document,
 def test_a_plan_builds_the_executors_data_with_counts_capped():
     """data(): response keys as aliased, enum by name, ids as strings, totals capped to Int."""
     # given
-    plan = badges_plan(EVERYTHING, {"p": "IOS"}, "Everything")
+    plan = badges_plan(EVERYTHING, {"p": "IOS"}, "Everything", LIMITS)
     assert plan is not None
     # when
     data = plan.data(event(unread_total=2**40, unseen_count=2**33, badges=[(7, 2), (8, 0)]))
@@ -109,7 +112,7 @@ def test_a_plan_builds_the_executors_data_with_counts_capped():
 )
 def test_a_nullable_variable_may_be_absent_or_null(variables, platform):
     """$platform: Platform absent or null means every platform."""
-    plan = badges_plan(PLAIN, variables, None)
+    plan = badges_plan(PLAIN, variables, None, LIMITS)
     assert plan is not None
     assert plan.platform is platform
 
@@ -154,7 +157,7 @@ def test_anything_but_the_plain_shape_falls_back(document, variables, operation_
     """Fragments, directives, unknown or repeated fields, other roots, wrong operation names,
     variables of another type, unused or failing to coerce, syntax errors, oversized documents
     and too many fields get no plan: Strawberry runs (and reports) them."""
-    assert badges_plan(document, variables, operation_name) is None
+    assert badges_plan(document, variables, operation_name, LIMITS) is None
 
 
 async def test_a_bad_variable_gets_strawberrys_error(server, tokens):
@@ -260,3 +263,17 @@ async def test_clients_leaving_mid_stream_are_not_errors(server, http, tokens, c
     assert 'workbench_subscriptions{field="badges"} 0.0' in text_
     assert 'outcome="error",type="subscription"' not in text_
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_the_alias_limit_holds_on_the_compiled_subscription(server, tokens):
+    """A badges subscription with 40 aliases (limit 30) gets Strawberry's error, not events."""
+    # given
+    document = "subscription { badges { " + " ".join(f"a{i}: version" for i in range(40)) + " } }"
+    async with ws_client(server.ws_url, TRANSPORT_WS) as client:
+        await client.init(tokens.user())
+        # when
+        await client.subscribe(document)
+        message = await client.receive()
+    # then
+    assert message["type"] == "error"
+    assert message["payload"][0]["message"] == "40 aliases found. Allowed: 30"

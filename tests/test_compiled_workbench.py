@@ -9,7 +9,8 @@ from sqlalchemy import text
 
 from benchmarks.scenarios import WORKBENCH_QUERY
 from resolvers.identity import Role
-from schema.compiled import workbench_plan
+from schema import WorkbenchSchema
+from schema.compiled import Limits, workbench_plan
 from storage.db import Database
 from tests.helpers import create_app, gql, push
 from tests.test_groups import new_category, new_group
@@ -31,6 +32,8 @@ query Full($p: Platform! = PC) {
 """
 LITERAL = "{ workbench(platform: ANDROID) { unreadTotal apps { app { id } unread } } }"
 PLAIN = [(FULL, {}), (FULL, {"p": "IOS"}), (LITERAL, {}), (WORKBENCH_QUERY, {})]
+
+LIMITS = WorkbenchSchema.limits  # the defaults the test servers use
 
 
 def through_strawberry(document: str) -> str:
@@ -65,9 +68,9 @@ async def test_compiled_workbench_equals_strawberrys(http, tokens, catalogue, do
     """Aliases, __typename, enums, ids, groups and categories: the compiled answer and the
     executor's are equal."""
     # given
-    assert workbench_plan(document, variables, None) is not None
+    assert workbench_plan(document, variables, None, LIMITS) is not None
     slow = through_strawberry(document)
-    assert workbench_plan(slow, variables, None) is None
+    assert workbench_plan(slow, variables, None, LIMITS) is None
     # when
     compiled = await gql(http, tokens.user(), document, variables)
     executed = await gql(http, tokens.user(), slow, variables)
@@ -95,7 +98,7 @@ async def test_compiled_workbench_equals_strawberrys(http, tokens, catalogue, do
 def test_anything_but_a_plain_workbench_query_falls_back(document, variables):
     """Nullable or missing platforms, fields the compiled App lacks, other roots, mutations
     and directives get no plan."""
-    assert workbench_plan(document, variables, None) is None
+    assert workbench_plan(document, variables, None, LIMITS) is None
 
 
 async def test_a_vendor_token_still_gets_strawberrys_refusal(http, tokens, codec, catalogue):
@@ -132,3 +135,54 @@ async def test_a_failing_read_falls_back_to_strawberrys_masked_error(http, token
     assert body["data"] is None
     assert [error["message"] for error in body["errors"]] == ["Unexpected error."]
     assert again == {"data": {"workbench": {"unreadTotal": 0, "apps": []}}}
+
+
+ALIASES = "{ workbench(platform: PC) { " + " ".join(f"a{i}: version" for i in range(35)) + " } }"
+
+
+async def test_the_alias_limit_holds_on_the_compiled_path(http, tokens):
+    """35 aliased fields (the limit is 30) get Strawberry's refusal, not data; a root alias
+    counts too."""
+    # when
+    body = await gql(http, tokens.user(), ALIASES)
+    rooted = await gql(
+        http,
+        tokens.user(),
+        "{ w: workbench(platform: PC) { " + " ".join(f"a{i}: version" for i in range(30)) + " } }",
+    )
+    # then
+    assert body == {"data": None, "errors": [{"message": "35 aliases found. Allowed: 30"}]}
+    assert rooted["errors"][0]["message"] == "31 aliases found. Allowed: 30"
+
+
+@pytest.mark.parametrize(
+    ("document", "limits"),
+    [
+        (
+            "{ workbench(platform: PC) { groups { categories { apps { app { id } } } } } }",
+            Limits(max_depth=2, max_aliases=30, max_tokens=2000),
+        ),
+        ("{ workbench(platform: PC) { a: version b: unseenCount } }", Limits(12, 1, 2000)),
+        ("{ workbench(platform: PC) { version unseenCount } }", Limits(12, 30, 50)),
+    ],
+)
+def test_documents_over_configured_limits_get_no_plan(document, limits):
+    """Below-default depth, alias and token limits are honoured: the document falls back and
+    Strawberry refuses it."""
+    assert workbench_plan(document, {}, None, limits) is None
+    assert workbench_plan(document, {}, None, LIMITS) is not None
+
+
+@pytest.mark.parametrize("name", [["x"], {"a": 1}, 7])
+async def test_a_malformed_operation_name_is_a_400_not_a_crash(http, tokens, name):
+    """A non-string operationName is refused as a bad request, on the compiled path's document
+    too (it crashed the plan cache with a 500)."""
+    # when
+    response = await http.post(
+        "/graphql",
+        json={"query": LITERAL, "operationName": name},
+        headers={"Authorization": f"Bearer {tokens.user()}"},
+    )
+    # then
+    assert response.status_code == 400
+    assert workbench_plan(LITERAL, {}, name, LIMITS) is None
