@@ -1,11 +1,12 @@
-"""``python -m benchmarks run [--quick] [--scenario NAME] [--database sqlite|postgresql]``.
+"""python -m benchmarks run [--quick] [--scenario NAME] [--database sqlite|postgresql].
 
 Runs the chosen scenarios (all by default), prints each one's table, its ratios to the
 baseline and the issue 6 targets, and writes everything as JSON to ``benchmarks/results/``.
-``--quick`` runs every scenario on SQLite with short loads (under a minute on 2 cores); the full
-run also measures 10k connections and PostgreSQL (+ Redis) and takes about ten minutes. Exit
-status: 0 when the run completed (targets met or not: the JSON and the table say which), 1 when
-a scenario could not run, 2 for bad arguments.
+--quick runs every scenario with short loads, on SQLite unless --database says otherwise (under
+a minute on 2 cores). The full run also measures 10k connections and PostgreSQL (+ Redis) and
+takes about ten minutes. Exit status: 0 when the run completed (targets met or not: the JSON
+and the table say which), 1 when a scenario could not run, 2 for bad arguments (or a profile
+requested without py-spy). BENCHMARKS.md lists the targets.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -76,7 +78,8 @@ async def _run(names: list[str], context: Context) -> tuple[dict[str, Outcome], 
 @cli.command()
 def run(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Short loads on SQLite only (under a minute).")
+        bool,
+        typer.Option("--quick", help="Short loads, on SQLite unless --database is given."),
     ] = False,
     scenario: Annotated[
         list[str] | None,
@@ -99,6 +102,9 @@ def run(
     bad = [d for d in databases if d not in DATABASES]
     if bad:
         typer.echo(f"unknown database {', '.join(bad)}; known: sqlite, postgresql", err=True)
+        raise typer.Exit(2)
+    if os.environ.get("WORKBENCH_BENCH_PROFILE") and shutil.which("py-spy") is None:
+        typer.echo("WORKBENCH_BENCH_PROFILE needs py-spy on PATH (pip install py-spy)", err=True)
         raise typer.Exit(2)
     processes.raise_open_files_limit()
     print(json.dumps(machine()))
@@ -137,7 +143,8 @@ def run(
 def list_scenarios() -> None:
     """The scenarios, one per line with what each measures."""
     for name, function in SCENARIOS.items():
-        typer.echo(f"{name}: {(function.__doc__ or '').splitlines()[0]}")
+        summary = " ".join((function.__doc__ or "").split("\n\n")[0].split())
+        typer.echo(f"{name}: {summary}")
 
 
 if __name__ == "__main__":

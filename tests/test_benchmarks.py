@@ -25,11 +25,12 @@ from tests.helpers import create_app, gql, push
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bench(*args: str) -> subprocess.CompletedProcess[str]:
+def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m benchmarks ARGS`` in the checkout."""
     return subprocess.run(
         [sys.executable, "-m", "benchmarks", *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=TIMEOUT * 6,
@@ -82,6 +83,19 @@ def test_the_runner_refuses_bad_arguments_with_exit_2(args, message):
     done = bench(*args)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
+
+
+def test_a_profile_without_py_spy_is_refused_before_anything_runs(tmp_path):
+    """WORKBENCH_BENCH_PROFILE with no py-spy on PATH: exit 2 and a message, no result file."""
+    # given
+    env = {**os.environ, "WORKBENCH_BENCH_PROFILE": str(tmp_path), "PATH": str(tmp_path)}
+    before = set((ROOT / "benchmarks" / "results").glob("*.json"))
+    # when
+    done = bench("run", "--quick", "--scenario", "legacy-throughput", env=env)
+    # then
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "needs py-spy on PATH" in done.stderr
+    assert set((ROOT / "benchmarks" / "results").glob("*.json")) == before
 
 
 def test_the_runner_lists_the_six_scenarios():
