@@ -38,9 +38,9 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
 
 from auth import LEEWAY_SECONDS
-from resolvers.badges import BadgeStream
 from resolvers.errors import NotAuthenticated
 from resolvers.identity import Principal
+from schema.badges import badge_stream
 from schema.compiled import badges_plan
 from schema.context import USER_ROLES, Context
 from schema.plain_documents import Plan
@@ -177,15 +177,7 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self, operation: Operation[Context, None], plan: Plan, principal: Principal
     ) -> None:
         context = self.context
-        stream = BadgeStream(
-            db=context.db,
-            broker=context.broker,
-            cid=principal.cid,
-            uid=principal.uid,
-            platform=plan.platform,
-            watch=context.watch,
-        )
-        events = stream.events()
+        events = badge_stream(context, principal, plan.platform).events()
         context.meter.subscription_started("badges")
         outcome = "ok"
         try:

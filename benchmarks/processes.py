@@ -17,10 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,14 +339,3 @@ async def fresh_postgres() -> str:
 def redis_broker_url() -> str:
     """A Redis broker URL with a namespace of its own."""
     return f"{REDIS_URL}?namespace=bench-{uuid.uuid4().hex[:8]}"
-
-
-@contextmanager
-def timer() -> Iterator[list[float]]:
-    """Measure a block's wall time in seconds (into the yielded one-element list)."""
-    elapsed = [0.0]
-    started = time.perf_counter()
-    try:
-        yield elapsed
-    finally:
-        elapsed[0] = time.perf_counter() - started

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from resolvers import badges as badge_resolvers
-from resolvers.identity import parse_id
+from resolvers.identity import Principal, parse_id
 from resolvers.launch import LaunchData, open_app
 from schema.context import Context
 from schema.enums import BadgeCause, LaunchMode, Platform
@@ -19,6 +19,22 @@ MAX_INT = 2**31 - 1
 def capped(count: int) -> int:
     """``count`` within GraphQL's ``Int`` (32-bit): a sum over many apps may exceed it."""
     return min(count, MAX_INT)
+
+
+def badge_stream(
+    context: Context, principal: Principal, platform: Platform | None
+) -> badge_resolvers.BadgeStream:
+    """The badge stream of ``principal`` on ``platform`` (``None``: every platform) over the
+    context's database, broker and catalogue watch: what the ``badges`` subscription streams,
+    through Strawberry or compiled (``graphql_ws``)."""
+    return badge_resolvers.BadgeStream(
+        db=context.db,
+        broker=context.broker,
+        cid=principal.cid,
+        uid=principal.uid,
+        platform=platform,
+        watch=context.watch,
+    )
 
 
 @strawberry.type(description="One app's unread count.")
@@ -135,15 +151,7 @@ class BadgeSubscription:
         context = info.context
         with domain_errors():
             principal = context.user()
-        stream = badge_resolvers.BadgeStream(
-            db=context.db,
-            broker=context.broker,
-            cid=principal.cid,
-            uid=principal.uid,
-            platform=platform,
-            watch=context.watch,
-        )
-        events = stream.events()
+        events = badge_stream(context, principal, platform).events()
         context.meter.subscription_started("badges")
         try:
             async for event in events:

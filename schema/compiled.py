@@ -12,7 +12,6 @@ from typing import Any
 
 from graphql.language import OperationType
 
-from resolvers.badges import BadgeEventData
 from resolvers.workbench import WorkbenchData
 from schema.badges import capped
 from schema.plain_documents import Limits, ObjectType, Plan, plan, shape_of
@@ -136,4 +135,4 @@ def workbench_plan(
     return plan(shape, WORKBENCH, variables)
 
 
-__all__ = ["BadgeEventData", "Limits", "Plan", "badges_plan", "workbench_plan"]
+__all__ = ["Limits", "Plan", "badges_plan", "workbench_plan"]

@@ -14,7 +14,7 @@ wrote, for publishing after commit. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,31 +43,11 @@ class UserState:
     version: int
 
 
-@dataclass(frozen=True, slots=True)
-class NoticeResult:
-    """What one notice wrote for one recipient: the app's new ``unread`` and the user's state."""
-
-    state: UserState
-    unread: int
-
-
 def _insert(session: AsyncSession) -> Callable[[Table], Any]:
     # Both dialects' INSERT support ON CONFLICT DO UPDATE ... RETURNING with the same API.
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert
     return sqlite.insert
-
-
-async def add_notice(
-    session: AsyncSession, *, app_id: int, users: Sequence[tuple[int, int]]
-) -> list[NoticeResult]:
-    """Count one notice of ``app_id`` for each ``(cid, uid)`` in ``users`` (SPEC §4 row 1).
-
-    ``users`` must be distinct. Returns one result per user, in sorted order (``add_notices``
-    has the rules).
-    """
-    states, unread = await add_notices(session, {(cid, uid, app_id): 1 for cid, uid in users})
-    return [NoticeResult(states[(c, u)], unread[(c, u, app_id)]) for c, u in sorted(users)]
 
 
 async def add_notices(
