@@ -3,22 +3,41 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PROD_STAMP := $(VENV)/.installed-prod
 
-.PHONY: install serve test test-sqlite test-postgres lint demo bench bench-quick clean
+.PHONY: install install-prod lock serve test test-sqlite test-postgres lint demo bench bench-quick clean
 
+# Dependencies come from the lock files only (hashes checked); the project itself is installed
+# editable without resolving anything. `make install-prod` leaves the dev tools out.
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP) $(PROD_STAMP)
 
-serve: install
+install-prod: $(PROD_STAMP)
+
+$(PROD_STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(PROD_STAMP)
+
+# Refresh the lock files on purpose (newest releases allowed by pyproject.toml), then
+# `make install` and `make lint test` before committing them.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --upgrade --generate-hashes --python-version 3.11 \
+		--quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --generate-hashes \
+		--python-version 3.11 --quiet -o requirements-dev.lock
+
+serve: install-prod
 	$(BIN)/workbench migrate
 	$(BIN)/workbench serve
 
-demo: install
+demo: install-prod
 	$(BIN)/workbench migrate
 	$(BIN)/workbench demo
 

@@ -42,8 +42,8 @@ import uvloop
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from auth import TokenCodec
 from benchmarks.processes import JWT_SECRET
+from resolvers.tokens import TokenCodec
 
 TRANSPORT_WS = "graphql-transport-ws"
 BADGES = (

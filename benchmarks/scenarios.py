@@ -21,11 +21,11 @@ from urllib.parse import urlencode
 
 import httpx
 
-from auth import TokenCodec
 from benchmarks import processes
 from benchmarks.processes import Running, generate, holding, rss_mib
 from benchmarks.stats import Check, Row, ratio
 from resolvers.identity import Role
+from resolvers.tokens import TokenCodec
 
 PUSH_PATH = "/OpenPlatform/integrate/pushappnotice.php"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -23,9 +23,9 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pubsub import Broker
 from resolvers import audit
 from resolvers.addresses import parse_allowlist
+from resolvers.broker import Broker
 from resolvers.catalogue_events import publish_change
 from resolvers.errors import AppNotFound, FieldError, InvalidInput, PermissionDenied
 from resolvers.icons import ProcessedIcon

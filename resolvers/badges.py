@@ -1,7 +1,7 @@
 """Badges: notices, reads, opens, and the live stream of a user's badge state (SPEC §4).
 
 Changes run in one ``Database.write()`` transaction each; their absolute results are published
-per user after commit (``pubsub.user_channel``), encoded once as compact JSON::
+per user after commit (``resolvers.broker.user_channel``), encoded once as compact JSON::
 
     {"c": cause, "v": version, "s": unseenCount, "b": [[appId, unread], ...]}
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pubsub import Broker, user_channel
+from resolvers.broker import Broker, user_channel
 from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
 from resolvers.identity import Principal
 from storage import badges as store

@@ -1,7 +1,8 @@
 """Live catalogue: administrators' changes reach connected clients (issue 3 items 2 and 6).
 
 After an administrative change commits, its resolver publishes the ids of the apps it touched on
-one broker channel, ``pubsub.CATALOGUE_CHANNEL``, as compact JSON ``{"a": [app_id, ...]}`` (or
+one broker channel, ``resolvers.broker.CATALOGUE_CHANNEL``, as compact JSON
+``{"a": [app_id, ...]}`` (or
 ``{"all": 1}`` when more than ``MAX_IDS_PER_MESSAGE`` apps changed at once).
 
 Each process holds one ``CatalogueWatch``: the only listener of that channel. For each batch of
@@ -27,8 +28,8 @@ from collections.abc import AsyncGenerator, Collection, Iterable, Iterator, Mapp
 from dataclasses import dataclass
 from typing import Protocol
 
-from pubsub import CATALOGUE_CHANNEL, Broker, user_channel
 from resolvers.badges import RELOAD_MESSAGE
+from resolvers.broker import CATALOGUE_CHANNEL, Broker, user_channel
 from storage import catalogue
 from storage.catalogue import AppRule
 from storage.db import Database

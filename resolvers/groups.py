@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pubsub import Broker
 from resolvers import audit
+from resolvers.broker import Broker
 from resolvers.catalogue_events import publish_change
 from resolvers.errors import InvalidInput, PermissionDenied
 from resolvers.identity import Principal, Role

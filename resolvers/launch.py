@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from pubsub import Broker
 from resolvers.badges import BadgeCause, BadgeEventData, read_app
+from resolvers.broker import Broker
 from resolvers.errors import AppNotFound
 from resolvers.identity import Principal
 from resolvers.sso import DEFAULT_TICKET_TTL_S, issue_ticket

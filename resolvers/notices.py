@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pubsub import Broker, user_channel
 from resolvers.badges import (
     MAX_RECIPIENTS,
     BadgeCause,
@@ -31,6 +30,7 @@ from resolvers.badges import (
     distinct_recipients,
     encode_message,
 )
+from resolvers.broker import Broker, user_channel
 from resolvers.errors import AppNotFound
 from resolvers.push import enqueue_notice
 from storage import badges as store

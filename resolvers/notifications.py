@@ -15,8 +15,8 @@ import json
 from collections.abc import AsyncGenerator, Collection, Mapping
 from dataclasses import dataclass
 
-from pubsub import Broker, user_channel
 from resolvers.badges import BadgeCause
+from resolvers.broker import Broker, user_channel
 from resolvers.catalogue_events import CatalogueWatch
 from resolvers.push import push_text
 from storage import catalogue

@@ -71,7 +71,7 @@ class PushFailed(Exception):
 
 
 class PushGateway(Protocol):
-    """Sends pushes (``log``, ``webhook``: see ``push_gateway``)."""
+    """Sends pushes (``log``, ``webhook``: see ``imworkbench.push_gateways``)."""
 
     async def send(self, message: PushMessage) -> None:
         """Deliver ``message``; raise ``PushFailed`` when it was not accepted."""

@@ -20,11 +20,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pubsub import Broker, user_channel
 from resolvers import audit
 from resolvers.addresses import address_allowed
 from resolvers.apps import administered_app, hash_secret
 from resolvers.badges import BadgeCause, distinct_recipients, encode_message
+from resolvers.broker import Broker, user_channel
 from resolvers.errors import (
     AppNotFound,
     InvalidInput,

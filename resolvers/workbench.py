@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pubsub import Broker, user_channel
 from resolvers.badges import RELOAD_MESSAGE
+from resolvers.broker import Broker, user_channel
 from resolvers.errors import AppNotFound, InvalidInput
 from resolvers.identity import Principal
 from storage import badges as store

@@ -1,5 +1,6 @@
 """The hot operations compiled (``schema.plain_documents``): the ``badges`` subscription, whose
-events the WebSocket handler streams (``graphql_ws``), and the ``workbench`` query, which the
+events the WebSocket handler streams (``imworkbench.http.websocket``), and the ``workbench``
+query, which the
 schema answers without its executor (``WorkbenchSchema.execute``). Each ``ObjectType`` below
 mirrors its Strawberry type (``schema.badges``, ``schema.workbench``, ``schema.apps``) field
 for field, for the fields it lists; tests compare the two paths' results."""

@@ -12,13 +12,13 @@ from typing import Any, Protocol
 
 from strawberry.dataloader import DataLoader
 
-from auth import TokenCodec
-from pubsub import Broker
+from resolvers.broker import Broker
 from resolvers.catalogue_events import CatalogueWatch
 from resolvers.errors import NotAuthenticated, PermissionDenied
 from resolvers.identity import Principal, Role
 from resolvers.options import ServiceOptions
 from resolvers.sealing import SecretSealer
+from resolvers.tokens import TokenCodec
 from storage import catalogue
 from storage import icons as icon_store
 from storage.db import Database

@@ -26,10 +26,11 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app import create_app, uvicorn_options
-from auth import TokenCodec
+from imworkbench.app import create_app
+from imworkbench.serving import uvicorn_options
+from imworkbench.settings import Settings
 from resolvers.identity import Role
-from settings import Settings
+from resolvers.tokens import TokenCodec
 from storage.migrate import upgrade
 
 # Every wait in the suite is a multiple of this (slow CI machines: raise it, don't edit tests).

@@ -7,9 +7,9 @@ import time
 import jwt
 import pytest
 
-from auth import TokenCodec
 from resolvers.errors import NotAuthenticated
 from resolvers.identity import Principal, Role
+from resolvers.tokens import TokenCodec
 
 KEY = "k" * 64
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from pubsub import MemoryBroker
+from imworkbench.brokers import MemoryBroker
 from resolvers.apps import AppDraft, PlatformDraft, create_app
 from resolvers.badges import BadgeCause, open_workbench, read_app
 from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients

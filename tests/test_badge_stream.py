@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pubsub import MemoryBroker, user_channel
+from imworkbench.brokers import MemoryBroker
 from resolvers.apps import AppDraft, PlatformDraft, create_app
 from resolvers.badges import BadgeCause, BadgeEventData, BadgeStream, encode_message
+from resolvers.broker import user_channel
 from resolvers.identity import Principal, Role
 from resolvers.notices import push_notice
 from storage.badges import UserState

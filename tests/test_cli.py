@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from auth import TokenCodec
 from resolvers.identity import Role
+from resolvers.tokens import TokenCodec
 from tests.conftest import JWT_SECRET, TIMEOUT
 
 BIN = Path(sys.executable).parent / "workbench"

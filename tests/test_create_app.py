@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from imworkbench.settings import Settings
 from resolvers.identity import Role
-from settings import Settings
 from storage.db import Database
 from storage.models import App
 from tests.helpers import CREATE_APP, gql, web

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from pubsub import MemoryBroker
+from imworkbench.brokers import MemoryBroker
 from resolvers.apps import AppDraft, PlatformDraft, create_app
 from resolvers.identity import Principal, Role
 from resolvers.notices import push_notice

@@ -15,9 +15,9 @@ import jwt
 import pytest
 from sqlalchemy import update
 
-from auth import TokenCodec
+from imworkbench.settings import Settings
 from resolvers.identity import Role
-from settings import Settings
+from resolvers.tokens import TokenCodec
 from storage.db import Database
 from storage.models import App, AppCategory, AppGroup, AppRemoval
 from tests.conftest import JWT_SECRET

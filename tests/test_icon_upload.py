@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from imworkbench.settings import Settings
 from resolvers.identity import Role
-from settings import Settings
 from storage.db import Database
 from storage.models import IconImage
 from tests.helpers import create_app, gql

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from settings import Settings
+from imworkbench.settings import Settings
 from storage.db import Database
 from tests.conftest import Tokens
 from tests.helpers import GETAPPID, PUSH, SETNUM, create_app, gql, push

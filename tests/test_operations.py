@@ -12,8 +12,8 @@ import sys
 import httpx
 import pytest
 
-from logs import configure_logging, request_id_var
-from settings import Settings
+from imworkbench.logs import configure_logging, request_id_var
+from imworkbench.settings import Settings
 from tests.conftest import TIMEOUT, running
 from tests.helpers import PUSH, create_app, push
 
@@ -120,7 +120,7 @@ def test_json_logs_carry_the_request_id():
 
 def test_broker_urls_are_logged_without_passwords():
     """A Redis password never reaches the logs."""
-    from pubsub.redis_broker import safe_url
+    from imworkbench.brokers.redis import safe_url
 
     assert safe_url("redis://:s3cret@db1:6379/0") == "redis://:***@db1:6379/0"
     assert safe_url("redis://user:s3cret@db1/0?namespace=x") == "redis://user:***@db1/0?namespace=x"
@@ -133,8 +133,8 @@ def test_a_serving_process_freezes_startup_objects_and_collects_in_larger_batche
     GC_THRESHOLDS[0] allocations."""
     # given
     script = (
-        "import gc, app; app.tune_garbage_collector(); "
-        "print(gc.get_threshold() == app.GC_THRESHOLDS, gc.get_freeze_count() > 10_000)"
+        "import gc; from imworkbench import serving; serving.tune_garbage_collector(); "
+        "print(gc.get_threshold() == serving.GC_THRESHOLDS, gc.get_freeze_count() > 10_000)"
     )
     # when
     done = subprocess.run(

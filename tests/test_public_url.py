@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from settings import Settings
+from imworkbench.settings import Settings
 from tests.helpers import create_app, gql
 
 

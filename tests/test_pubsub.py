@@ -1,10 +1,11 @@
-"""The in-process broker: per-channel delivery, interest bounded by listeners (pubsub.py)."""
+"""The in-process broker: per-channel delivery, interest bounded by listeners (brokers)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pubsub import MemoryBroker, create_broker, user_channel
+from imworkbench.brokers import MemoryBroker, create_broker
+from resolvers.broker import user_channel
 
 
 class Collector:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from settings import Settings
+from imworkbench.settings import Settings
 from storage.db import Database
 from storage.models import PushState
 from storage.push import outbox_counts

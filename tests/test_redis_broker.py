@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis import asyncio as aioredis
 
-from pubsub import create_broker
-from pubsub.redis_broker import RedisBroker, client_name, split_url
+from imworkbench.brokers import create_broker
+from imworkbench.brokers.redis import RedisBroker, client_name, split_url
 from tests.conftest import REDIS_URL, TIMEOUT
 
 

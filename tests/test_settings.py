@@ -8,7 +8,7 @@ import stat
 import pytest
 from pydantic import ValidationError
 
-from settings import Settings
+from imworkbench.settings import Settings
 
 
 def test_defaults():

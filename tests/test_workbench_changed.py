@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from pubsub import CATALOGUE_CHANNEL, MemoryBroker
+from imworkbench.brokers import MemoryBroker
+from resolvers.broker import CATALOGUE_CHANNEL
 from resolvers.catalogue_events import CatalogueWatch, encode_change
 from resolvers.identity import Role
 from storage import catalogue

@@ -2,10 +2,11 @@
 goes through structlog's processors: JSON objects in production (``WORKBENCH_LOG_FORMAT=json``)
 or readable lines in development (``console``, the default).
 
-Each HTTP request and WebSocket connection gets a request id (``RequestIdMiddleware``): the
-client's ``X-Request-Id`` when it is a sane token, else a fresh one. It is bound to every log
-line written while the request runs, returned in the ``X-Request-Id`` response header (legacy
-endpoints included), and added to GraphQL errors as ``extensions.requestId``.
+Each HTTP request and WebSocket connection gets a request id
+(``imworkbench.http.middleware.RequestIdMiddleware``): the client's ``X-Request-Id`` when it is a
+sane token, else a fresh one. It is bound to every log line written while the request runs,
+returned in the ``X-Request-Id`` response header (legacy endpoints included), and added to
+GraphQL errors as ``extensions.requestId``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import uuid
 from contextvars import ContextVar
 from typing import Literal, TextIO
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
-_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
@@ -86,30 +85,3 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-
-
-class RequestIdMiddleware:
-    """Gives every HTTP request and WebSocket connection a request id (module docstring)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        offered = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = offered if _SANE_ID.fullmatch(offered) else uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-
-        async def with_header(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.accept"):
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, with_header)
-        finally:
-            request_id_var.reset(token)

@@ -30,16 +30,21 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
-from auth import TokenCodec
-from graphql_ws import GraphQLTransportWSHandler, GraphQLWSHandler, WebSocketAdapter, arm_expiry
-from logs import current_request_id
+from imworkbench.http.websocket import (
+    GraphQLTransportWSHandler,
+    GraphQLWSHandler,
+    WebSocketAdapter,
+    arm_expiry,
+)
+from imworkbench.logs import current_request_id
 from resolvers.errors import NotAuthenticated
 from resolvers.identity import Principal
+from resolvers.tokens import TokenCodec
 from schema.context import Context, Loaders
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 TOKEN_EXCHANGE_MAX_TOKENS = 200
-GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql" / "index.html").read_text
+GRAPHIQL_HTML = (Path(__file__).parents[1] / "static" / "graphiql" / "index.html").read_text
 
 
 def _wants_graphql_response(accept: str) -> bool:

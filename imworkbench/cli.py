@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from imworkbench.settings import Settings
 from resolvers.identity import MAX_ID, Principal, Role
-from settings import Settings
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -114,8 +114,9 @@ def serve(
     """Serve HTTP and WebSocket (uvicorn). Run `workbench migrate` first."""
     import uvicorn
 
-    from app import create_app, uvicorn_options
-    from logs import configure_logging
+    from imworkbench.app import create_app
+    from imworkbench.logs import configure_logging
+    from imworkbench.serving import uvicorn_options
     from storage.migrate import DatabaseNotMigrated
 
     settings = load_settings(host=host, port=port)
@@ -144,7 +145,7 @@ def serve(
         # Each worker builds the app from the environment; the command line's host and port
         # only choose the socket uvicorn shares between them.
         uvicorn.run(
-            "app:app_from_environment",
+            "imworkbench.app:app_from_environment",
             factory=True,
             workers=workers,
             host=settings.host,
@@ -232,7 +233,7 @@ def token(
     * 3600,
 ) -> None:
     """Print a signed JWT for the given user (for tests, demos and administrators)."""
-    from auth import TokenCodec
+    from resolvers.tokens import TokenCodec
 
     if role is Role.VENDOR and app_id is None:
         raise typer.BadParameter("a vendor token needs --app-id", param_hint="--app-id")

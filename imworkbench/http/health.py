@@ -15,8 +15,6 @@ production deployments run one process per container or port (docs/deploy.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from prometheus_client import (
@@ -33,7 +31,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pubsub import Broker, Listener
 from storage.db import Database
 from storage.push import outbox_counts
 
@@ -163,37 +160,6 @@ class Meter:
     def websocket_closed(self) -> None:
         """A WebSocket connection closed."""
         self._metrics.websocket_connections.dec()
-
-
-class InstrumentedBroker:
-    """A ``Broker`` that times ``publish`` (delegates everything)."""
-
-    def __init__(self, broker: Broker, metrics: Metrics) -> None:
-        self.inner = broker
-        self._metrics = metrics
-
-    async def start(self) -> None:
-        """Start the inner broker."""
-        await self.inner.start()
-
-    async def close(self) -> None:
-        """Close the inner broker."""
-        await self.inner.close()
-
-    async def publish(self, batch: Iterable[tuple[str, bytes]]) -> None:
-        """Publish through the inner broker, timed."""
-        started = time.perf_counter()
-        await self.inner.publish(batch)
-        self._metrics.publish_seconds.observe(time.perf_counter() - started)
-
-    def listen(self, channel: str, listener: Listener) -> AbstractAsyncContextManager[None]:
-        """Listen through the inner broker."""
-        return self.inner.listen(channel, listener)
-
-    def listener_count(self) -> int:
-        """Listeners of the inner broker (for tests and metrics)."""
-        count = getattr(self.inner, "listener_count", None)
-        return int(count()) if callable(count) else 0
 
 
 class MetricsMiddleware:

@@ -18,8 +18,8 @@ import logging
 
 import httpx
 
+from imworkbench.settings import Settings
 from resolvers.push import PushFailed, PushGateway, PushMessage
-from settings import Settings
 
 logger = logging.getLogger("workbench.push")
 TIMEOUT_S = 10.0

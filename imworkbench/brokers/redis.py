@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from pubsub import Listener
+from resolvers.broker import Listener
 
 logger = logging.getLogger("workbench.broker")
 
@@ -266,7 +266,7 @@ class RedisBroker:
                 RedisError, OSError, RuntimeError, TimeoutError, AttributeError
             ):
                 await asyncio.wait_for(
-                    pubsub.aclose(),  # type: ignore[no-untyped-call]
+                    pubsub.aclose(),
                     HEALTH_TIMEOUT_S,
                 )
             if connection is not None:  # a broken link may survive aclose(): close its socket

@@ -37,9 +37,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
 
-from auth import LEEWAY_SECONDS
 from resolvers.errors import NotAuthenticated
 from resolvers.identity import Principal
+from resolvers.tokens import LEEWAY_SECONDS
 from schema.badges import badge_stream
 from schema.compiled import badges_plan
 from schema.context import USER_ROLES, Context

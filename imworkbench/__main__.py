@@ -1,0 +1,5 @@
+"""``python -m imworkbench``: the ``workbench`` command."""
+
+from imworkbench.cli import main
+
+main()
