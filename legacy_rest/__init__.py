@@ -3,7 +3,8 @@
 Vendors already call these from servers and from browser JavaScript (jQuery ``$.ajax``); their
 code is not ours to change, so this package promises, and tests byte for byte:
 
-- Paths ``/OpenPlatform/integrate/{getappid,pushappnotice,setnum}.php``, also with spaces around
+- Paths ``/OpenPlatform/integrate/{getappid,pushappnotice,setnum}.php`` (the seed's three) and
+  ``checkticket.php`` (the SSO ticket check, SPEC §5), also with spaces around
   path segments (the seed's samples write ``"http://url/ OpenPlatform/.../pushappnotice.php "``);
   otherwise case-sensitive.
 - GET and POST alike; parameters from the query string and from a form-urlencoded or multipart

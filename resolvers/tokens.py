@@ -1,5 +1,6 @@
-"""Authentication only: a bearer JWT becomes a ``Principal`` (SPEC §7). Shared by HTTP,
-WebSocket and (later) the signed legacy endpoints.
+"""Authentication only: a bearer JWT becomes a ``Principal`` (SPEC §7). Used by the GraphQL
+view for HTTP and WebSocket connections alike, and by ``workbench token`` to mint tokens; the
+legacy endpoints authenticate vendors by app key and signature instead (``resolvers.vendor``).
 
 Tokens are HS256 JWTs (RFC 7519) signed with ``Settings.secret_key()``. Claims: ``cid``,
 ``uid`` (decimal ids, as numbers or strings), ``account``, ``role`` (``user``,

@@ -10,39 +10,32 @@ PostgreSQL uses ``WORKBENCH_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from imworkbench.app import create_app
-from imworkbench.serving import uvicorn_options
 from imworkbench.settings import Settings
-from resolvers.identity import Role
 from resolvers.tokens import TokenCodec
 from storage.migrate import upgrade
-
-# Every wait in the suite is a multiple of this (slow CI machines: raise it, don't edit tests).
-TIMEOUT = float(os.environ.get("WORKBENCH_TEST_TIMEOUT", "5"))
-JWT_SECRET = "test-secret-0123456789-0123456789-abcdef"
-BACKEND = os.environ.get("WORKBENCH_TEST_DATABASE", "sqlite").strip().lower()
-# The broker the test servers use: memory (default) or redis (.ci/run's PostgreSQL pass).
-BROKER = os.environ.get("WORKBENCH_TEST_BROKER", "memory").strip().lower()
-REDIS_URL = os.environ.get("WORKBENCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-POSTGRES_ADMIN_URL = os.environ.get(
-    "WORKBENCH_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+from tests.factories import (
+    BACKEND,
+    BROKER,
+    JWT_SECRET,
+    POSTGRES_ADMIN_URL,
+    TIMEOUT,
+    RunningServer,
+    Tokens,
+    admin_execute,
+    broker_url,
+    running,
 )
+
 TABLES = (
     "app_removal, app_badge, user_badge_state, app_platform, app_audience, app, "
     "app_category, app_group, icon_image, audit_entry, sso_ticket, legacy_signature, "
@@ -64,15 +57,6 @@ def pytest_report_header() -> str:
     return f"workbench test database: {BACKEND}, broker: {BROKER}"
 
 
-async def _admin_execute(statement: str) -> None:
-    engine = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database at the newest migration, made once per session: a SQLite template file, or
@@ -84,14 +68,14 @@ def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         return
     name = f"workbench_test_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
     except Exception as error:  # pragma: no cover - environment problem, reported loudly
         pytest.exit(f"PostgreSQL requested but unreachable at {POSTGRES_ADMIN_URL}: {error}", 3)
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     url = f"{base}/{name}"
     upgrade(url)
     yield url
-    asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _reset_postgres(url: str) -> None:
@@ -130,13 +114,6 @@ async def database_url(migrated_database: str, tmp_path: Path) -> str:
     return migrated_database
 
 
-def broker_url() -> str:
-    """The broker URL for one test: memory, or Redis in a namespace of its own."""
-    if BROKER == "redis":
-        return f"{REDIS_URL}?namespace=test-{uuid.uuid4().hex[:12]}"
-    return "memory://"
-
-
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings for one test: its own database, a fixed JWT secret, short WebSocket timeouts."""
@@ -156,48 +133,10 @@ def codec() -> TokenCodec:
     return TokenCodec(JWT_SECRET)
 
 
-@dataclass
-class Tokens:
-    """Token factory bound to the test secret."""
-
-    codec: TokenCodec
-
-    def user(self, cid: int = 1001, uid: int = 1034, **kw: Any) -> str:
-        """A ``user`` token."""
-        return self.codec.issue(cid=cid, uid=uid, role=Role.USER, **kw)
-
-    def admin(self, cid: int = 1, uid: int = 1) -> str:
-        """A ``platform_admin`` token."""
-        return self.codec.issue(cid=cid, uid=uid, role=Role.PLATFORM_ADMIN)
-
-    def enterprise_admin(self, cid: int = 1001, uid: int = 9) -> str:
-        """An ``enterprise_admin`` token of enterprise ``cid``."""
-        return self.codec.issue(cid=cid, uid=uid, role=Role.ENTERPRISE_ADMIN)
-
-
 @pytest.fixture
 def tokens(codec: TokenCodec) -> Tokens:
     """Token factory."""
     return Tokens(codec)
-
-
-def free_socket() -> socket.socket:
-    """A bound loopback TCP socket on a free port, for uvicorn to serve on."""
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for sockets
-    # that say they are TCP; without it every keep-alive request waits ~40 ms for delayed ACKs.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@dataclass
-class RunningServer:
-    """A uvicorn server running the app on loopback."""
-
-    http_url: str
-    ws_url: str
-    app: Any
 
 
 @pytest.fixture
@@ -205,35 +144,6 @@ async def server(settings: Settings) -> AsyncIterator[RunningServer]:
     """The app served by a real uvicorn server (same event loop) on a free port."""
     async with running(settings) as started:
         yield started
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[RunningServer]:
-    """Serve the app for ``settings`` with a real uvicorn server on a free port while the
-    block runs, then shut it down through its lifespan (tests that restart the service)."""
-    application = create_app(settings)
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        application, lifespan="on", log_level="warning", **uvicorn_options(settings)
-    )
-    uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve(sockets=[sock]))
-    for _ in range(int(TIMEOUT * 100)):
-        if uv.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not uv.started:
-        task.result() if task.done() else task.cancel()
-        raise RuntimeError("test server did not start")
-    try:
-        yield RunningServer(
-            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql", application
-        )
-    finally:
-        uv.should_exit = True
-        await asyncio.wait_for(task, TIMEOUT * 2)
-        sock.close()
 
 
 @pytest.fixture

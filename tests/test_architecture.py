@@ -15,7 +15,7 @@ import legacy_rest
 import resolvers
 import schema
 import storage
-from tests.conftest import TIMEOUT
+from tests.factories import TIMEOUT
 
 ROOT = Path(__file__).parent.parent
 DISTRIBUTION = "imworkbench"

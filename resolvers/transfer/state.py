@@ -18,8 +18,8 @@ from storage.models import IconImage, Platform
 icon_t = IconImage.__table__  # type: ignore[attr-defined]
 
 # Every column of ``app`` but ``id``, and of ``app_platform`` but its key: what an app is.
-# tests/test_catalogue_transfer.py checks these against the tables, so that a new column is
-# exported (or deliberately left out) rather than silently lost in a move.
+# tests/resolvers/test_catalogue_transfer.py checks these against the tables, so that a new
+# column is exported (or deliberately left out) rather than silently lost in a move.
 APP_FIELDS = (
     "app_key",
     "name",
