@@ -50,8 +50,7 @@ async def test_invalid_input_becomes_the_payloads_errors(http, tokens):
 
 
 async def test_other_domain_error_in_a_payload_mutation_is_a_graphql_error(http, tokens):
-    """A domain error other than InvalidInput (here AppNotFound) is a GraphQL error with the
-    domain message and extensions.code, and no payload."""
+    """AppNotFound in a payload mutation is a GraphQL error with its message and code."""
     # when
     body = await gql(http, tokens.admin(), ROTATE_APP_KEY, {"appId": "999"})
     # then
@@ -69,8 +68,7 @@ async def test_other_domain_error_in_a_payload_mutation_is_a_graphql_error(http,
 
 
 async def test_a_refused_role_is_a_graphql_error_not_payload_errors(http, tokens):
-    """PermissionDenied in a payload mutation (a user creating a group) is a FORBIDDEN GraphQL
-    error, not payload errors."""
+    """PermissionDenied in a payload mutation is a FORBIDDEN GraphQL error, not payload errors."""
     # when
     body = await gql(http, tokens.user(), CREATE_GROUP, {"name": "办公"})
     # then
@@ -88,8 +86,7 @@ async def test_a_refused_role_is_a_graphql_error_not_payload_errors(http, tokens
 
 
 async def test_invalid_input_outside_a_payload_lists_its_fields(http, tokens):
-    """An InvalidInput in a field without a payload is an INVALID_INPUT GraphQL error that
-    lists the field errors in extensions.fields."""
+    """InvalidInput outside a payload is an INVALID_INPUT error listing extensions.fields."""
     # when
     body = await gql(http, tokens.user(), MARK_APP_READ)
     # then
@@ -116,8 +113,7 @@ async def test_invalid_input_outside_a_payload_lists_its_fields(http, tokens):
 
 
 async def test_unexpected_error_in_a_payload_mutation_stays_masked(http, tokens, monkeypatch):
-    """An exception that is not a domain error passes the extension untouched: the client gets
-    'Unexpected error.', never a payload and never the detail."""
+    """A non-domain exception in a payload mutation stays masked as 'Unexpected error.'."""
 
     # given
     async def broken(**_kwargs):
@@ -141,8 +137,7 @@ async def test_unexpected_error_in_a_payload_mutation_stays_masked(http, tokens,
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_domain_error_in_a_subscription_is_its_graphql_error(server, codec, protocol):
-    """A subscription's domain error (a vendor token asking for notifications) reaches the
-    client as a FORBIDDEN GraphQL error on that operation, over both protocols."""
+    """A vendor token's notifications subscription gets a FORBIDDEN error, on both protocols."""
     # given
     vendor = codec.issue(cid=1, uid=1, role=Role.VENDOR, app_id=1)
     async with ws_client(server.ws_url, protocol) as client:
@@ -174,8 +169,7 @@ class _Query:
 
 
 def test_a_payload_mutation_must_be_declared_as_one():
-    """Building a schema fails when a mutation returning a payload lacks payload_mutation, or a
-    payload_mutation returns no payload: no field escapes the mapping."""
+    """A payload returned without payload_mutation, or promised without a payload, fails."""
 
     @strawberry.type
     class Undeclared:
