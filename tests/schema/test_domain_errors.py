@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import strawberry
 
-from resolvers.errors import InvalidInput
+from resolvers.errors import InvalidInput, PermissionDenied
 from resolvers.identity import Role
 from schema.errors import UserError
-from schema.fields import payload_mutation, root_mutation
+from schema.fields import payload_mutation, root_mutation, root_query
 from tests.helpers import PROTOCOLS, TRANSPORT_WS, gql, ws_client
 
 ROTATE_APP_KEY = """
@@ -187,3 +187,37 @@ def test_a_payload_mutation_must_be_declared_as_one():
         strawberry.Schema(query=_Query, mutation=Undeclared)
     with pytest.raises(TypeError, match="must return a payload"):
         strawberry.Schema(query=_Query, mutation=NoPayload)
+
+
+def test_sync_root_fields_are_mapped_the_same_way():
+    """Sync resolvers get the same mapping: payload errors, and coded GraphQL errors."""
+
+    # given
+    @strawberry.type
+    class Query:
+        @root_query(description="Always refused.")
+        def refused(self) -> bool:
+            raise PermissionDenied("not you")
+
+    @strawberry.type
+    class Mutation:
+        @payload_mutation(description="Always invalid.")
+        def act(self) -> _Payload:
+            raise InvalidInput.single("input.name", "is empty", "REQUIRED")
+
+    schema = strawberry.Schema(query=Query, mutation=Mutation)
+    # when
+    refused = schema.execute_sync("{ refused }")
+    invalid = schema.execute_sync("mutation { act { done errors { field message code } } }")
+    # then
+    assert refused.data is None
+    assert [(e.message, e.extensions) for e in refused.errors or []] == [
+        ("not you", {"code": "FORBIDDEN"})
+    ]
+    assert invalid.errors is None
+    assert invalid.data == {
+        "act": {
+            "done": False,
+            "errors": [{"field": "input.name", "message": "is empty", "code": "REQUIRED"}],
+        }
+    }
