@@ -11,12 +11,13 @@ has committed, the app's id is announced to live clients (``resolvers.catalogue_
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete
@@ -28,7 +29,7 @@ from resolvers.addresses import parse_allowlist
 from resolvers.broker import Broker
 from resolvers.catalogue_events import publish_change
 from resolvers.errors import AppNotFound, FieldError, InvalidInput, PermissionDenied
-from resolvers.icons import ProcessedIcon
+from resolvers.icons import AsyncReader, ProcessedIcon, process_icon, read_upload
 from resolvers.identity import Principal, Role, parse_id
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 from resolvers.sealing import SecretSealer
@@ -329,6 +330,16 @@ async def administered_app(*, db: Database, principal: Principal, app_id: int) -
     if app is None or not administers(principal, app):
         raise AppNotFound(app_id)
     return app
+
+
+async def find_administered_app(*, db: Database, principal: Principal, app_id: int) -> App | None:
+    """``administered_app``, with ``None`` where it raises ``AppNotFound``: the ``app`` query
+    answers null for an app that is absent or not the caller's (still ``PermissionDenied`` for
+    users and vendors)."""
+    try:
+        return await administered_app(db=db, principal=principal, app_id=app_id)
+    except AppNotFound:
+        return None
 
 
 async def rotate_app_key(*, db: Database, principal: Principal, app_id: int) -> App:
@@ -835,3 +846,24 @@ async def set_app_icon(
         _record(session, principal, audit.APP_SET_ICON, app, {"icon": old}, {"icon": app.icon})
     await publish_change(broker, (app_id,))
     return app
+
+
+async def upload_app_icon(
+    *, db: Database, broker: Broker, principal: Principal, app_id: int, upload: object
+) -> App:
+    """Give the app the icon in ``upload`` (``setAppIcon``, issue 3 item 4): the caller's right
+    to the app is checked first, then that ``upload`` is a file that can be read (an
+    ``AsyncReader``; GraphQL's ``Upload`` scalar lets any variable value through), then the
+    image (``resolvers.icons``, in a worker thread), and the app keeps it (``set_app_icon``).
+
+    Raises what ``administered_app`` raises, and ``InvalidInput`` on ``icon`` (``NOT_A_FILE``,
+    or the codes of ``read_upload`` and ``process_icon``).
+    """
+    await administered_app(db=db, principal=principal, app_id=app_id)
+    if not callable(getattr(upload, "read", None)):
+        raise InvalidInput.single("icon", "must be a file sent as a multipart upload", "NOT_A_FILE")
+    data = await read_upload(cast(AsyncReader, upload), field="icon")
+    processed = await asyncio.to_thread(process_icon, data, "icon")
+    return await set_app_icon(
+        db=db, broker=broker, principal=principal, app_id=app_id, icon=processed
+    )

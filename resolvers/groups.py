@@ -198,6 +198,18 @@ async def rename_group(
     return group
 
 
+async def rename_group_with_categories(
+    *, db: Database, broker: Broker, principal: Principal, group_id: int, name: str
+) -> tuple[AppGroup, list[AppCategory]]:
+    """``rename_group``, then the group with its categories in order, as ``list_groups`` lists
+    them (what ``renameGroup`` answers). Raises what those two raise."""
+    group = await rename_group(
+        db=db, broker=broker, principal=principal, group_id=group_id, name=name
+    )
+    tree = await list_groups(db=db, principal=principal)
+    return next((g, cs) for g, cs in tree if g.id == group.id)
+
+
 async def reorder_groups(
     *, db: Database, broker: Broker, principal: Principal, group_ids: Sequence[int]
 ) -> GroupTree:

@@ -35,6 +35,7 @@ from resolvers.errors import (
 from resolvers.identity import Principal, Role
 from resolvers.notices import apply_notice
 from resolvers.sealing import SealBroken, SecretSealer
+from resolvers.tokens import TokenCodec
 from storage import badges as store
 from storage import catalogue
 from storage.db import Database
@@ -66,14 +67,17 @@ class AccessRefused(WorkbenchError):
 
 
 class StaleVersion(WorkbenchError):
-    """``setAppBadge`` with a version not greater than the last one applied (SPEC §8)."""
+    """``setAppBadge`` with a version not greater than the last one applied (SPEC §8): the
+    version and count in force for user ``(cid, uid)``."""
 
     code = "STALE_VERSION"
 
-    def __init__(self, current_version: int, unread: int) -> None:
+    def __init__(self, current_version: int, unread: int, *, cid: int, uid: int) -> None:
         super().__init__(f"version must be greater than {current_version}")
         self.current_version = current_version
         self.unread = unread
+        self.cid = cid
+        self.uid = uid
 
 
 # --- secrets and tokens ---------------------------------------------------------------------
@@ -149,6 +153,18 @@ async def authenticate_app(*, db: Database, app_id: int, app_secret: str) -> App
         return app
     logger.info("appAccessToken refused for app %s: wrong secret", app_id)
     raise refused
+
+
+async def issue_access_token(
+    *, db: Database, codec: TokenCodec, app_id: int, app_secret: str, ttl_s: int
+) -> str:
+    """A vendor access token for app ``app_id`` valid ``ttl_s`` seconds (SPEC §8
+    ``appAccessToken``), once ``authenticate_app`` accepts the secret; raises what it raises."""
+    app = await authenticate_app(db=db, app_id=app_id, app_secret=app_secret)
+    assert app.id is not None
+    return codec.issue(
+        cid=0, uid=0, role=Role.VENDOR, account=f"app{app.id}", app_id=app.id, ttl_seconds=ttl_s
+    )
 
 
 def vendor_app(principal: Principal) -> int:
@@ -329,7 +345,7 @@ async def set_app_badge(
         ).scalar_one()
         if version <= row:
             current = (await store.read_unread(session, cid=cid, uid=uid)).get(app_id, 0)
-            raise StaleVersion(row, current)
+            raise StaleVersion(row, current, cid=cid, uid=uid)
         await session.execute(
             version_t.update()
             .where(version_t.c.app_id == app_id, version_t.c.cid == cid, version_t.c.uid == uid)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import strawberry
 from strawberry.file_uploads import Upload
 
 from resolvers import apps as app_resolvers
-from resolvers import icons as icon_resolvers
-from resolvers.errors import AppNotFound, InvalidInput
 from resolvers.identity import parse_id
+from resolvers.pagination import Page
 from schema.context import Context
 from schema.enums import AppKind, AudienceMode, LaunchMode, Platform
-from schema.errors import UserError, domain_errors, user_errors
+from schema.errors import UserError
+from schema.fields import payload_mutation, root_query
 from storage import catalogue, models
 
 
@@ -299,63 +298,49 @@ class AppPayload:
 
 @strawberry.type
 class AppMutation:
-    @strawberry.mutation(
+    @payload_mutation(
         description="Create an app: platform_admin; enterprise_admin for own ENTERPRISE apps."
     )
     async def create_app(self, info: strawberry.Info[Context, None], input: AppInput) -> AppPayload:
         context = info.context
-        with domain_errors():
-            principal = context.caller()
-            try:
-                created = await app_resolvers.create_app(
-                    db=context.db,
-                    principal=principal,
-                    draft=input.to_draft(),
-                    broker=context.broker,
-                    sealer=context.sealer,
-                )
-            except InvalidInput as error:
-                return AppPayload(errors=user_errors(error))
+        created = await app_resolvers.create_app(
+            db=context.db,
+            principal=context.caller(),
+            draft=input.to_draft(),
+            broker=context.broker,
+            sealer=context.sealer,
+        )
         return AppPayload(app=App(row=created.app), app_secret=created.app_secret)
 
 
 @strawberry.type
 class AppQuery:
-    @strawberry.field(
+    @root_query(
         description="One app by id, for its administrators; null when absent or not theirs."
     )
     async def app(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> App | None:
         context = info.context
-        with domain_errors():
-            principal = context.caller()
-            try:
-                row = await app_resolvers.administered_app(
-                    db=context.db, principal=principal, app_id=parse_id(id, "id")
-                )
-            except AppNotFound:
-                return None
-        return App(row=row)
+        row = await app_resolvers.find_administered_app(
+            db=context.db, principal=context.caller(), app_id=parse_id(id, "id")
+        )
+        return None if row is None else App(row=row)
 
 
 @strawberry.type
 class AppAdminMutation:
-    @strawberry.mutation(
+    @payload_mutation(
         description="Give an app a new appKey; the old one stops working at once. Its admins."
     )
     async def rotate_app_key(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> AppPayload:
         context = info.context
-        with domain_errors():
-            try:
-                row = await app_resolvers.rotate_app_key(
-                    db=context.db, principal=context.caller(), app_id=parse_id(app_id, "appId")
-                )
-            except InvalidInput as error:
-                return AppPayload(errors=user_errors(error))
+        row = await app_resolvers.rotate_app_key(
+            db=context.db, principal=context.caller(), app_id=parse_id(app_id, "appId")
+        )
         return AppPayload(app=App(row=row))
 
-    @strawberry.mutation(
+    @payload_mutation(
         description="Move an app to a category, at a 0-based position (absent: last). Its admins."
     )
     async def move_app(
@@ -366,18 +351,14 @@ class AppAdminMutation:
         position: int | None = None,
     ) -> AppPayload:
         context = info.context
-        with domain_errors():
-            try:
-                row = await app_resolvers.move_app(
-                    db=context.db,
-                    broker=context.broker,
-                    principal=context.caller(),
-                    app_id=parse_id(app_id, "appId"),
-                    category_id=parse_id(category_id, "categoryId"),
-                    position=position,
-                )
-            except InvalidInput as error:
-                return AppPayload(errors=user_errors(error))
+        row = await app_resolvers.move_app(
+            db=context.db,
+            broker=context.broker,
+            principal=context.caller(),
+            app_id=parse_id(app_id, "appId"),
+            category_id=parse_id(category_id, "categoryId"),
+            position=position,
+        )
         return AppPayload(app=App(row=row))
 
 
@@ -481,6 +462,14 @@ class PageInfo:
     has_next_page: bool
     end_cursor: str | None
 
+    @classmethod
+    def of(cls, page: Page[Any]) -> PageInfo:
+        """The pagination state of a resolver page: its last cursor, null when empty."""
+        return cls(
+            has_next_page=page.has_next_page,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        )
+
 
 @strawberry.type(description="An app in the apps connection.")
 class AppEdge:
@@ -494,10 +483,22 @@ class AppConnection:
     page_info: PageInfo
     total_count: int = strawberry.field(description="Apps matching the filter, on all pages.")
 
+    @classmethod
+    def from_page(cls, page: Page[models.App]) -> AppConnection:
+        """Adapt a resolver page of apps."""
+        return cls(
+            edges=[
+                AppEdge(cursor=cursor, node=App(row=row))
+                for cursor, row in zip(page.cursors, page.rows, strict=True)
+            ],
+            page_info=PageInfo.of(page),
+            total_count=page.total_count,
+        )
+
 
 @strawberry.type
 class AppListQuery:
-    @strawberry.field(
+    @root_query(
         description=(
             "The apps the caller administers (platform_admin: all; enterprise_admin: their "
             "own), by id. first: 1..100, default 20; after: a cursor of the previous page."
@@ -511,62 +512,49 @@ class AppListQuery:
         after: str | None = None,
     ) -> AppConnection:
         context = info.context
-        with domain_errors():
-            principal = context.caller()
-            where = (filter or AppFilter()).to_filter()
-            page = await app_resolvers.list_apps(
-                db=context.db, principal=principal, where=where, first=first, after=after
-            )
-        return AppConnection(
-            edges=[
-                AppEdge(cursor=cursor, node=App(row=row))
-                for cursor, row in zip(page.cursors, page.rows, strict=True)
-            ],
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                end_cursor=page.cursors[-1] if page.cursors else None,
-            ),
-            total_count=page.total_count,
+        page = await app_resolvers.list_apps(
+            db=context.db,
+            principal=context.caller(),
+            where=(filter or AppFilter()).to_filter(),
+            first=first,
+            after=after,
         )
+        return AppConnection.from_page(page)
 
 
 @strawberry.type
 class AppLifecycleMutation:
-    @strawberry.mutation(
+    @payload_mutation(
         description="Change some fields of an app; the others stay. The app's administrators."
     )
     async def update_app(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID, input: AppPatchInput
     ) -> AppPayload:
         context = info.context
-        with domain_errors():
-            try:
-                row = await app_resolvers.update_app(
-                    db=context.db,
-                    broker=context.broker,
-                    principal=context.caller(),
-                    app_id=parse_id(app_id, "appId"),
-                    patch=input.to_patch(),
-                )
-            except InvalidInput as error:
-                return AppPayload(errors=user_errors(error))
+        row = await app_resolvers.update_app(
+            db=context.db,
+            broker=context.broker,
+            principal=context.caller(),
+            app_id=parse_id(app_id, "appId"),
+            patch=input.to_patch(),
+        )
         return AppPayload(app=App(row=row))
 
-    @strawberry.mutation(
+    @payload_mutation(
         description="Take an app off every workbench, keeping its data. Its administrators."
     )
     async def disable_app(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> AppPayload:
-        return await _set_enabled(info, app_id, enabled=False)
+        return await _set_enabled(info.context, app_id, enabled=False)
 
-    @strawberry.mutation(description="Bring a disabled app back. Its administrators.")
+    @payload_mutation(description="Bring a disabled app back. Its administrators.")
     async def enable_app(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> AppPayload:
-        return await _set_enabled(info, app_id, enabled=True)
+        return await _set_enabled(info.context, app_id, enabled=True)
 
-    @strawberry.mutation(
+    @payload_mutation(
         description=(
             "Delete an app for good, with its badges, users' removals and unshared uploaded "
             "icon. Its administrators."
@@ -576,34 +564,24 @@ class AppLifecycleMutation:
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> DeleteAppPayload:
         context = info.context
-        with domain_errors():
-            try:
-                row = await app_resolvers.delete_app(
-                    db=context.db,
-                    broker=context.broker,
-                    principal=context.caller(),
-                    app_id=parse_id(app_id, "appId"),
-                )
-            except InvalidInput as error:
-                return DeleteAppPayload(errors=user_errors(error))
+        row = await app_resolvers.delete_app(
+            db=context.db,
+            broker=context.broker,
+            principal=context.caller(),
+            app_id=parse_id(app_id, "appId"),
+        )
         return DeleteAppPayload(deleted_app_id=strawberry.ID(str(row.id)))
 
 
-async def _set_enabled(
-    info: strawberry.Info[Context, None], app_id: strawberry.ID, *, enabled: bool
-) -> AppPayload:
-    context = info.context
-    with domain_errors():
-        try:
-            row = await app_resolvers.set_app_enabled(
-                db=context.db,
-                broker=context.broker,
-                principal=context.caller(),
-                app_id=parse_id(app_id, "appId"),
-                enabled=enabled,
-            )
-        except InvalidInput as error:
-            return AppPayload(errors=user_errors(error))
+async def _set_enabled(context: Context, app_id: strawberry.ID, *, enabled: bool) -> AppPayload:
+    # Shared by disableApp and enableApp, whose DomainErrors map what this raises.
+    row = await app_resolvers.set_app_enabled(
+        db=context.db,
+        broker=context.broker,
+        principal=context.caller(),
+        app_id=parse_id(app_id, "appId"),
+        enabled=enabled,
+    )
     return AppPayload(app=App(row=row))
 
 
@@ -615,10 +593,9 @@ class BuiltinIcon:
 
 @strawberry.type
 class IconQuery:
-    @strawberry.field(description="The built-in icons, 48x48 PNG.")
+    @root_query(description="The built-in icons, 48x48 PNG.")
     def builtin_icons(self, info: strawberry.Info[Context, None]) -> list[BuiltinIcon]:
-        with domain_errors():
-            info.context.caller()
+        info.context.caller()
         return [
             BuiltinIcon(name=name, url=info.context.icon_url(name))
             for name in app_resolvers.BUILTIN_ICONS
@@ -627,7 +604,7 @@ class IconQuery:
 
 @strawberry.type
 class IconMutation:
-    @strawberry.mutation(
+    @payload_mutation(
         description=(
             "Upload an app's icon (GraphQL multipart request): GIF, JPEG or PNG by content, "
             "at most 1 MiB and 2048x2048. The app's administrators."
@@ -637,29 +614,11 @@ class IconMutation:
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID, icon: Upload
     ) -> AppPayload:
         context = info.context
-        with domain_errors():
-            try:
-                principal = context.caller()
-                parsed_id = parse_id(app_id, "appId")
-                await app_resolvers.administered_app(
-                    db=context.db, principal=principal, app_id=parsed_id
-                )
-                # The Upload scalar passes any variable value through: only a multipart file
-                # part (Starlette's UploadFile) can be read.
-                if not callable(getattr(icon, "read", None)):
-                    raise InvalidInput.single(
-                        "icon", "must be a file sent as a multipart upload", "NOT_A_FILE"
-                    )
-                reader = cast(icon_resolvers.AsyncReader, icon)
-                data = await icon_resolvers.read_upload(reader, field="icon")
-                processed = await asyncio.to_thread(icon_resolvers.process_icon, data, "icon")
-                row = await app_resolvers.set_app_icon(
-                    db=context.db,
-                    broker=context.broker,
-                    principal=principal,
-                    app_id=parsed_id,
-                    icon=processed,
-                )
-            except InvalidInput as error:
-                return AppPayload(errors=user_errors(error))
+        row = await app_resolvers.upload_app_icon(
+            db=context.db,
+            broker=context.broker,
+            principal=context.caller(),
+            app_id=parse_id(app_id, "appId"),
+            upload=icon,
+        )
         return AppPayload(app=App(row=row))

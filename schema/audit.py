@@ -10,9 +10,10 @@ from strawberry.scalars import JSON
 
 from resolvers import audit as audit_resolvers
 from resolvers.identity import parse_id
+from resolvers.pagination import Page
 from schema.apps import PageInfo, aware
 from schema.context import Context
-from schema.errors import domain_errors
+from schema.fields import root_query
 from storage import models
 
 
@@ -99,10 +100,22 @@ class AuditConnection:
     page_info: PageInfo
     total_count: int
 
+    @classmethod
+    def from_page(cls, page: Page[models.AuditEntry]) -> AuditConnection:
+        """Adapt a resolver page of audit entries."""
+        return cls(
+            edges=[
+                AuditEdge(cursor=cursor, node=AuditEntry(row=row))
+                for cursor, row in zip(page.cursors, page.rows, strict=True)
+            ],
+            page_info=PageInfo.of(page),
+            total_count=page.total_count,
+        )
+
 
 @strawberry.type
 class AuditQuery:
-    @strawberry.field(
+    @root_query(
         description=(
             "Administrative changes, newest first: platform_admin all, enterprise_admin their "
             "enterprise's. first: 1..100, default 20."
@@ -116,23 +129,11 @@ class AuditQuery:
         after: str | None = None,
     ) -> AuditConnection:
         context = info.context
-        with domain_errors():
-            principal = context.caller()
-            page = await audit_resolvers.list_entries(
-                db=context.db,
-                principal=principal,
-                where=(filter or AuditFilter()).to_filter(),
-                first=first,
-                after=after,
-            )
-        return AuditConnection(
-            edges=[
-                AuditEdge(cursor=cursor, node=AuditEntry(row=row))
-                for cursor, row in zip(page.cursors, page.rows, strict=True)
-            ],
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                end_cursor=page.cursors[-1] if page.cursors else None,
-            ),
-            total_count=page.total_count,
+        page = await audit_resolvers.list_entries(
+            db=context.db,
+            principal=context.caller(),
+            where=(filter or AuditFilter()).to_filter(),
+            first=first,
+            after=after,
         )
+        return AuditConnection.from_page(page)

@@ -11,7 +11,7 @@ from resolvers.identity import Principal, parse_id
 from resolvers.launch import LaunchData, open_app
 from schema.context import Context
 from schema.enums import BadgeCause, LaunchMode, Platform
-from schema.errors import domain_errors
+from schema.fields import root_mutation, root_subscription
 
 MAX_INT = 2**31 - 1
 
@@ -85,16 +85,15 @@ class Launch:
 
 @strawberry.type
 class BadgeMutation:
-    @strawberry.mutation(description="The caller opened the workbench: unseenCount becomes 0.")
+    @root_mutation(description="The caller opened the workbench: unseenCount becomes 0.")
     async def open_workbench(self, info: strawberry.Info[Context, None]) -> BadgeEvent:
         context = info.context
-        with domain_errors():
-            event = await badge_resolvers.open_workbench(
-                db=context.db, broker=context.broker, principal=context.user()
-            )
+        event = await badge_resolvers.open_workbench(
+            db=context.db, broker=context.broker, principal=context.user()
+        )
         return BadgeEvent.from_data(event)
 
-    @strawberry.mutation(description="Open an app: clears its badge on every device.")
+    @root_mutation(description="Open an app: clears its badge on every device.")
     async def open_app(
         self,
         info: strawberry.Info[Context, None],
@@ -102,18 +101,17 @@ class BadgeMutation:
         platform: Platform,
     ) -> Launch:
         context = info.context
-        with domain_errors():
-            launch, _ = await open_app(
-                db=context.db,
-                broker=context.broker,
-                principal=context.user(),
-                app_id=parse_id(app_id, "appId"),
-                platform=platform,
-                ticket_ttl_seconds=context.options.ticket_ttl_s,
-            )
+        launch, _ = await open_app(
+            db=context.db,
+            broker=context.broker,
+            principal=context.user(),
+            app_id=parse_id(app_id, "appId"),
+            platform=platform,
+            ticket_ttl_seconds=context.options.ticket_ttl_s,
+        )
         return Launch.from_data(launch)
 
-    @strawberry.mutation(
+    @root_mutation(
         description="Mark count messages of an app read: unread = max(0, unread - count)."
     )
     async def mark_app_read(
@@ -123,23 +121,22 @@ class BadgeMutation:
         count: int = 1,
     ) -> BadgeEvent:
         context = info.context
-        with domain_errors():
-            principal = context.user()
-            event = await badge_resolvers.read_app(
-                db=context.db,
-                broker=context.broker,
-                cid=principal.cid,
-                uid=principal.uid,
-                app_id=parse_id(app_id, "appId"),
-                count=count,
-                require_visible=True,
-            )
+        principal = context.user()
+        event = await badge_resolvers.read_app(
+            db=context.db,
+            broker=context.broker,
+            cid=principal.cid,
+            uid=principal.uid,
+            app_id=parse_id(app_id, "appId"),
+            count=count,
+            require_visible=True,
+        )
         return BadgeEvent.from_data(event)
 
 
 @strawberry.type
 class BadgeSubscription:
-    @strawberry.subscription(
+    @root_subscription(
         description=(
             "First a SNAPSHOT, then every change of the caller's badge state. With a platform, "
             "only that platform's workbench apps are listed and counted; without, all of them."
@@ -149,8 +146,7 @@ class BadgeSubscription:
         self, info: strawberry.Info[Context, None], platform: Platform | None = None
     ) -> AsyncGenerator[BadgeEvent, None]:
         context = info.context
-        with domain_errors():
-            principal = context.user()
+        principal = context.user()
         events = badge_stream(context, principal, platform).events()
         context.meter.subscription_started("badges")
         try:

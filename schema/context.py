@@ -8,10 +8,12 @@ operations on one connection never serves stale rows; they still batch within on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from strawberry.dataloader import DataLoader
 
+from resolvers import loaders
 from resolvers.broker import Broker
 from resolvers.catalogue_events import CatalogueWatch
 from resolvers.errors import NotAuthenticated, PermissionDenied
@@ -19,7 +21,6 @@ from resolvers.identity import Principal, Role
 from resolvers.options import ServiceOptions
 from resolvers.sealing import SecretSealer
 from resolvers.tokens import TokenCodec
-from storage import catalogue
 from storage import icons as icon_store
 from storage.db import Database
 from storage.models import AppCategory, AppGroup, AppPlatform, Platform
@@ -54,32 +55,19 @@ class NoMeter:
 
 
 class Loaders:
-    """Batch loaders over one database; each batch opens its own short read transaction."""
+    """Per-request DataLoaders over ``resolvers.loaders``' batch functions; each batch opens
+    its own short read transaction."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
         self.platforms: DataLoader[int, dict[Platform, AppPlatform]] = DataLoader(
-            self._platforms, cache=False
+            partial(loaders.platform_settings, db), cache=False
         )
-        self.audience: DataLoader[int, list[int]] = DataLoader(self._audience, cache=False)
+        self.audience: DataLoader[int, list[int]] = DataLoader(
+            partial(loaders.audience_ids, db), cache=False
+        )
         self.category: DataLoader[int, tuple[AppCategory, AppGroup] | None] = DataLoader(
-            self._category, cache=False
+            partial(loaders.categories_with_groups, db), cache=False
         )
-
-    async def _platforms(self, keys: list[int]) -> list[dict[Platform, AppPlatform]]:
-        async with self._db.read() as session:
-            found = await catalogue.platform_settings(session, keys)
-        return [found[key] for key in keys]
-
-    async def _audience(self, keys: list[int]) -> list[list[int]]:
-        async with self._db.read() as session:
-            found = await catalogue.audience_ids(session, keys)
-        return [found[key] for key in keys]
-
-    async def _category(self, keys: list[int]) -> list[tuple[AppCategory, AppGroup] | None]:
-        async with self._db.read() as session:
-            found = await catalogue.categories_with_groups(session, keys)
-        return [found.get(key) for key in keys]
 
 
 @dataclass

@@ -10,13 +10,14 @@ import strawberry
 from resolvers import push as push_resolvers
 from resolvers import sso
 from resolvers import vendor as vendor_resolvers
-from resolvers.errors import InvalidInput, NotAuthenticated, TooManyRecipients
-from resolvers.identity import Role, parse_id
+from resolvers.errors import NotAuthenticated, TooManyRecipients
+from resolvers.identity import parse_id
 from resolvers.notifications import NotificationStream
 from schema.apps import App, AppPayload
 from schema.context import Context
 from schema.enums import Platform
-from schema.errors import UserError, domain_errors, user_errors
+from schema.errors import UserError
+from schema.fields import payload_mutation, root_subscription
 
 
 @strawberry.input(description="A user: enterprise id and user id.")
@@ -57,12 +58,28 @@ class PushAppNoticePayload:
     )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
+    @classmethod
+    def from_outcome(cls, outcome: vendor_resolvers.VendorNoticeOutcome) -> PushAppNoticePayload:
+        """Adapt a resolver outcome: one result per distinct recipient."""
+        return cls(
+            results=[
+                RecipientResult(user=_ref(r.cid, r.uid), applied=r.applied, reason=r.reason)
+                for r in outcome.results
+            ],
+            replayed=outcome.replayed,
+        )
+
 
 @strawberry.type(description="An app's count for one user and the version that set it.")
 class VendorBadge:
     user: UserRef
     unread: int
     version: str
+
+    @classmethod
+    def from_set(cls, data: vendor_resolvers.BadgeSet) -> VendorBadge:
+        """Adapt an applied ``setAppBadge``."""
+        return cls(user=_ref(data.cid, data.uid), unread=data.unread, version=str(data.version))
 
 
 @strawberry.type(description="Result of setAppBadge; when stale, current holds the state kept.")
@@ -73,12 +90,31 @@ class SetAppBadgePayload:
     )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
+    @classmethod
+    def stale(cls, error: vendor_resolvers.StaleVersion) -> SetAppBadgePayload:
+        """A refused version: the error on ``version``, and the count and version in force."""
+        return cls(
+            current=VendorBadge(
+                user=_ref(error.cid, error.uid),
+                unread=error.unread,
+                version=str(error.current_version),
+            ),
+            errors=[UserError.of(error, "version")],
+        )
+
 
 @strawberry.type(description="The user a ticket was issued for.")
 class TicketUser:
     cid: strawberry.ID
     uid: strawberry.ID
     account: str
+
+    @classmethod
+    def from_data(cls, data: sso.TicketUser) -> TicketUser:
+        """Adapt a verified ticket's user."""
+        return cls(
+            cid=strawberry.ID(str(data.cid)), uid=strawberry.ID(str(data.uid)), account=data.account
+        )
 
 
 @strawberry.type(description="Result of verifyTicket: the user once, then INVALID_TICKET.")
@@ -106,7 +142,7 @@ def _ref(cid: int, uid: int) -> UserRef:
 
 @strawberry.type
 class VendorMutation:
-    @strawberry.mutation(
+    @payload_mutation(
         description=(
             "A new appSecret, returned once; the previous one works for a grace period "
             "(WORKBENCH_APP_SECRET_GRACE_SECONDS). The app's administrators."
@@ -116,59 +152,42 @@ class VendorMutation:
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> AppPayload:
         context = info.context
-        with domain_errors():
-            try:
-                row, secret = await vendor_resolvers.rotate_app_secret(
-                    db=context.db,
-                    principal=context.caller(),
-                    app_id=parse_id(app_id, "appId"),
-                    grace_s=context.options.secret_grace_s,
-                    sealer=context.sealer,
-                )
-            except InvalidInput as error:
-                return AppPayload(errors=user_errors(error))
+        row, secret = await vendor_resolvers.rotate_app_secret(
+            db=context.db,
+            principal=context.caller(),
+            app_id=parse_id(app_id, "appId"),
+            grace_s=context.options.secret_grace_s,
+            sealer=context.sealer,
+        )
         return AppPayload(app=App(row=row), app_secret=secret)
 
-    @strawberry.mutation(
+    @payload_mutation(
         description=(
             "Exchange an app's id and secret for a vendor access token (2 h). Needs no "
             "Authorization header; a wrong id or secret is one UNAUTHENTICATED error."
-        )
+        ),
+        payload_errors={NotAuthenticated: None},
     )
     async def app_access_token(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID, app_secret: str
     ) -> AppAccessTokenPayload:
         context = info.context
-        with domain_errors():
-            try:
-                parsed = parse_id(app_id, "appId")
-            except InvalidInput as error:
-                return AppAccessTokenPayload(errors=user_errors(error))
-            try:
-                app = await vendor_resolvers.authenticate_app(
-                    db=context.db, app_id=parsed, app_secret=app_secret
-                )
-            except NotAuthenticated as error:
-                return AppAccessTokenPayload(
-                    errors=[UserError(field=None, message=error.message, code=error.code)]
-                )
-        assert app.id is not None
         ttl = context.options.vendor_token_ttl_s
-        token = context.codec.issue(
-            cid=0,
-            uid=0,
-            role=Role.VENDOR,
-            account=f"app{app.id}",
-            app_id=app.id,
-            ttl_seconds=ttl,
+        token = await vendor_resolvers.issue_access_token(
+            db=context.db,
+            codec=context.codec,
+            app_id=parse_id(app_id, "appId"),
+            app_secret=app_secret,
+            ttl_s=ttl,
         )
         return AppAccessTokenPayload(access_token=token, expires_in=ttl)
 
-    @strawberry.mutation(
+    @payload_mutation(
         description=(
             "Vendor token: one notice of the token's app for each recipient, with a result "
             "per recipient; a repeated idempotencyKey within 24 h applies nothing again."
-        )
+        ),
+        payload_errors={TooManyRecipients: "recipients"},
     )
     async def push_app_notice(
         self,
@@ -177,37 +196,22 @@ class VendorMutation:
         idempotency_key: str | None = None,
     ) -> PushAppNoticePayload:
         context = info.context
-        with domain_errors():
-            app_id = vendor_resolvers.vendor_app(context.caller())
-            try:
-                users = [r.parsed(f"recipients[{i}]") for i, r in enumerate(recipients)]
-                outcome = await vendor_resolvers.vendor_push_notice(
-                    db=context.db,
-                    broker=context.broker,
-                    app_id=app_id,
-                    recipients=users,
-                    idempotency_key=idempotency_key,
-                    coalesce_s=context.options.push_coalesce_s,
-                )
-            except InvalidInput as error:
-                return PushAppNoticePayload(errors=user_errors(error))
-            except TooManyRecipients as error:
-                return PushAppNoticePayload(
-                    errors=[UserError(field="recipients", message=error.message, code=error.code)]
-                )
-        return PushAppNoticePayload(
-            results=[
-                RecipientResult(user=_ref(r.cid, r.uid), applied=r.applied, reason=r.reason)
-                for r in outcome.results
-            ],
-            replayed=outcome.replayed,
+        outcome = await vendor_resolvers.vendor_push_notice(
+            db=context.db,
+            broker=context.broker,
+            app_id=vendor_resolvers.vendor_app(context.caller()),
+            recipients=[r.parsed(f"recipients[{i}]") for i, r in enumerate(recipients)],
+            idempotency_key=idempotency_key,
+            coalesce_s=context.options.push_coalesce_s,
         )
+        return PushAppNoticePayload.from_outcome(outcome)
 
-    @strawberry.mutation(
+    @payload_mutation(
         description=(
             "Vendor token: set the app's unread count for a user (cause SET). version: a "
             "decimal string that must grow; a stale one is refused with the state in force."
-        )
+        ),
+        payload_errors={vendor_resolvers.StaleVersion: SetAppBadgePayload.stale},
     )
     async def set_app_badge(
         self,
@@ -217,96 +221,55 @@ class VendorMutation:
         version: str,
     ) -> SetAppBadgePayload:
         context = info.context
-        with domain_errors():
-            app_id = vendor_resolvers.vendor_app(context.caller())
-            try:
-                cid, uid = user.parsed("user")
-                result = await vendor_resolvers.set_app_badge(
-                    db=context.db,
-                    broker=context.broker,
-                    app_id=app_id,
-                    cid=cid,
-                    uid=uid,
-                    unread=unread,
-                    version=vendor_resolvers.parse_version(version),
-                )
-            except InvalidInput as error:
-                return SetAppBadgePayload(errors=user_errors(error))
-            except vendor_resolvers.StaleVersion as stale:
-                return SetAppBadgePayload(
-                    current=VendorBadge(
-                        user=_ref(cid, uid),
-                        unread=stale.unread,
-                        version=str(stale.current_version),
-                    ),
-                    errors=[UserError(field="version", message=stale.message, code=stale.code)],
-                )
-        return SetAppBadgePayload(
-            badge=VendorBadge(
-                user=_ref(result.cid, result.uid),
-                unread=result.unread,
-                version=str(result.version),
-            )
+        app_id = vendor_resolvers.vendor_app(context.caller())
+        cid, uid = user.parsed("user")
+        result = await vendor_resolvers.set_app_badge(
+            db=context.db,
+            broker=context.broker,
+            app_id=app_id,
+            cid=cid,
+            uid=uid,
+            unread=unread,
+            version=vendor_resolvers.parse_version(version),
         )
+        return SetAppBadgePayload(badge=VendorBadge.from_set(result))
 
-    @strawberry.mutation(
+    @payload_mutation(
         description=(
             "Vendor token: the user an SSO ticket of the token's app was issued for, once; "
             "used, expired, garbled or another app's tickets all give INVALID_TICKET."
-        )
+        ),
+        payload_errors={sso.InvalidTicket: "ticket"},
     )
     async def verify_ticket(
         self, info: strawberry.Info[Context, None], ticket: str
     ) -> VerifyTicketPayload:
         context = info.context
-        with domain_errors():
-            app_id = vendor_resolvers.vendor_app(context.caller())
-            try:
-                user = await sso.verify_ticket(db=context.db, app_id=app_id, ticket=ticket)
-            except sso.InvalidTicket as error:
-                return VerifyTicketPayload(
-                    errors=[UserError(field="ticket", message=error.message, code=error.code)]
-                )
-        return VerifyTicketPayload(
-            user=TicketUser(
-                cid=strawberry.ID(str(user.cid)),
-                uid=strawberry.ID(str(user.uid)),
-                account=user.account,
-            )
-        )
+        app_id = vendor_resolvers.vendor_app(context.caller())
+        user = await sso.verify_ticket(db=context.db, app_id=app_id, ticket=ticket)
+        return VerifyTicketPayload(user=TicketUser.from_data(user))
 
 
 @strawberry.type
 class DeviceMutation:
-    @strawberry.mutation(description="Register the caller's ANDROID or IOS device for push.")
+    @payload_mutation(description="Register the caller's ANDROID or IOS device for push.")
     async def register_device(
         self, info: strawberry.Info[Context, None], platform: Platform, push_token: str
     ) -> DevicePayload:
         context = info.context
-        with domain_errors():
-            try:
-                token = await push_resolvers.register_device(
-                    db=context.db,
-                    principal=context.user(),
-                    platform=platform,
-                    push_token=push_token,
-                )
-            except InvalidInput as error:
-                return DevicePayload(errors=user_errors(error))
+        token = await push_resolvers.register_device(
+            db=context.db, principal=context.user(), platform=platform, push_token=push_token
+        )
         return DevicePayload(push_token=token, platform=platform)
 
-    @strawberry.mutation(description="Forget the caller's device and its unsent pushes.")
+    @payload_mutation(description="Forget the caller's device and its unsent pushes.")
     async def unregister_device(
         self, info: strawberry.Info[Context, None], push_token: str
     ) -> UnregisterDevicePayload:
         context = info.context
-        with domain_errors():
-            try:
-                removed = await push_resolvers.unregister_device(
-                    db=context.db, principal=context.user(), push_token=push_token
-                )
-            except InvalidInput as error:
-                return UnregisterDevicePayload(errors=user_errors(error))
+        removed = await push_resolvers.unregister_device(
+            db=context.db, principal=context.user(), push_token=push_token
+        )
         return UnregisterDevicePayload(removed=removed)
 
 
@@ -321,15 +284,14 @@ class Notification:
 
 @strawberry.type
 class NotificationSubscription:
-    @strawberry.subscription(
+    @root_subscription(
         description="Every notice for the caller as it arrives, with the push text (SPEC §9)."
     )
     async def notifications(
         self, info: strawberry.Info[Context, None]
     ) -> AsyncGenerator[Notification, None]:
         context = info.context
-        with domain_errors():
-            principal = context.user()
+        principal = context.user()
         stream = NotificationStream(
             db=context.db,
             broker=context.broker,

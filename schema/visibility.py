@@ -8,7 +8,7 @@ from resolvers.identity import parse_id
 from resolvers.visibility import Visibility, explain_visibility
 from schema.context import Context
 from schema.enums import Platform, VisibilityReason
-from schema.errors import domain_errors
+from schema.fields import root_query
 
 
 @strawberry.type(description="Whether an app is on a workbench, and every rule that hides it.")
@@ -37,7 +37,7 @@ class AppVisibility:
 
 @strawberry.type
 class VisibilityQuery:
-    @strawberry.field(
+    @root_query(
         description=(
             "Why app appId is (not) on enterprise cid's workbench for a platform; with uid, that "
             "user's removals count too. platform_admin; enterprise_admin for its own enterprise."
@@ -52,13 +52,12 @@ class VisibilityQuery:
         uid: strawberry.ID | None = None,
     ) -> AppVisibility:
         context = info.context
-        with domain_errors():
-            verdict = await explain_visibility(
-                db=context.db,
-                principal=context.caller(),
-                app_id=parse_id(app_id, "appId"),
-                cid=parse_id(cid, "cid"),
-                uid=None if uid is None else parse_id(uid, "uid"),
-                platform=platform,
-            )
+        verdict = await explain_visibility(
+            db=context.db,
+            principal=context.caller(),
+            app_id=parse_id(app_id, "appId"),
+            cid=parse_id(cid, "cid"),
+            uid=None if uid is None else parse_id(uid, "uid"),
+            platform=platform,
+        )
         return AppVisibility.from_data(verdict)

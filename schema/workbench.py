@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 
 import strawberry
 
+from resolvers import workbench as workbench_resolvers
 from resolvers.catalogue_events import WorkbenchChangeStream
-from resolvers.errors import InvalidInput
 from resolvers.identity import parse_id
-from resolvers.workbench import list_removed_apps, load_workbench, remove_app, restore_app
+from resolvers.workbench import WorkbenchData, load_workbench
 from schema.apps import App
 from schema.badges import capped
 from schema.context import Context
 from schema.enums import Platform, WorkbenchChangeKind
-from schema.errors import UserError, domain_errors, user_errors
-from storage.models import App as AppRow
+from schema.errors import UserError
+from schema.fields import payload_mutation, root_query, root_subscription
 
 
 @strawberry.type(description="An app on the caller's workbench, with its badge.")
@@ -52,17 +52,9 @@ class Workbench:
     )
     apps: list[WorkbenchApp] = strawberry.field(description="The same apps, flat, in order.")
 
-
-@strawberry.type
-class WorkbenchQuery:
-    @strawberry.field(description="The caller's workbench for a platform.")
-    async def workbench(
-        self, info: strawberry.Info[Context, None], platform: Platform
-    ) -> Workbench:
-        context = info.context
-        with domain_errors():
-            principal = context.user()
-            data = await load_workbench(db=context.db, principal=principal, platform=platform)
+    @classmethod
+    def from_data(cls, data: WorkbenchData) -> Workbench:
+        """Adapt a resolver workbench: its flat rows, in order, nested by group and category."""
         groups: list[WorkbenchGroup] = []
         apps: list[WorkbenchApp] = []
         for row in data.rows:
@@ -90,7 +82,7 @@ class WorkbenchQuery:
                     )
                 )
             categories[-1].apps.append(item)
-        return Workbench(
+        return cls(
             platform=data.platform,
             unseen_count=capped(data.unseen_count),
             unread_total=capped(data.unread_total),
@@ -98,6 +90,17 @@ class WorkbenchQuery:
             groups=groups,
             apps=apps,
         )
+
+
+@strawberry.type
+class WorkbenchQuery:
+    @root_query(description="The caller's workbench for a platform.")
+    async def workbench(
+        self, info: strawberry.Info[Context, None], platform: Platform
+    ) -> Workbench:
+        context = info.context
+        data = await load_workbench(db=context.db, principal=context.user(), platform=platform)
+        return Workbench.from_data(data)
 
 
 @strawberry.type(description="Result of removing or restoring an app on the caller's workbench.")
@@ -108,54 +111,48 @@ class AppRemovalPayload:
 
 @strawberry.type
 class RemovalQuery:
-    @strawberry.field(
+    @root_query(
         description="Apps the caller removed and may restore, newest first (one platform: its own)."
     )
     async def removed_apps(
         self, info: strawberry.Info[Context, None], platform: Platform | None = None
     ) -> list[App]:
         context = info.context
-        with domain_errors():
-            apps = await list_removed_apps(
-                db=context.db, principal=context.user(), platform=platform
-            )
+        apps = await workbench_resolvers.list_removed_apps(
+            db=context.db, principal=context.user(), platform=platform
+        )
         return [App(row=app) for app in apps]
 
 
 @strawberry.type
 class RemovalMutation:
-    @strawberry.mutation(
+    @payload_mutation(
         description="Remove a user-removable app from the caller's workbench, on every device."
     )
     async def remove_app(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> AppRemovalPayload:
-        return await _change_removal(info, app_id, remove_app)
+        context = info.context
+        app = await workbench_resolvers.remove_app(
+            db=context.db,
+            broker=context.broker,
+            principal=context.user(),
+            app_id=parse_id(app_id, "appId"),
+        )
+        return AppRemovalPayload(app=App(row=app))
 
-    @strawberry.mutation(description="Put a removed app back on the caller's workbench.")
+    @payload_mutation(description="Put a removed app back on the caller's workbench.")
     async def restore_app(
         self, info: strawberry.Info[Context, None], app_id: strawberry.ID
     ) -> AppRemovalPayload:
-        return await _change_removal(info, app_id, restore_app)
-
-
-async def _change_removal(
-    info: strawberry.Info[Context, None],
-    app_id: strawberry.ID,
-    action: Callable[..., Awaitable[AppRow]],
-) -> AppRemovalPayload:
-    context = info.context
-    with domain_errors():
-        try:
-            app = await action(
-                db=context.db,
-                broker=context.broker,
-                principal=context.user(),
-                app_id=parse_id(app_id, "appId"),
-            )
-        except InvalidInput as error:
-            return AppRemovalPayload(errors=user_errors(error))
-    return AppRemovalPayload(app=App(row=app))
+        context = info.context
+        app = await workbench_resolvers.restore_app(
+            db=context.db,
+            broker=context.broker,
+            principal=context.user(),
+            app_id=parse_id(app_id, "appId"),
+        )
+        return AppRemovalPayload(app=App(row=app))
 
 
 @strawberry.type(description="A change of the apps on the caller's workbench for one platform.")
@@ -169,7 +166,7 @@ class WorkbenchChange:
 
 @strawberry.type
 class WorkbenchSubscription:
-    @strawberry.subscription(
+    @root_subscription(
         description=(
             "First a SNAPSHOT of the app ids on the caller's workbench for the platform, then "
             "an event whenever an app is added to it, changed, or leaves it (hidden, disabled, "
@@ -180,8 +177,7 @@ class WorkbenchSubscription:
         self, info: strawberry.Info[Context, None], platform: Platform
     ) -> AsyncGenerator[WorkbenchChange, None]:
         context = info.context
-        with domain_errors():
-            principal = context.user()
+        principal = context.user()
         stream = WorkbenchChangeStream(
             db=context.db,
             broker=context.broker,
