@@ -11,7 +11,7 @@ from resolvers.errors import InvalidInput, PermissionDenied
 from resolvers.identity import Role
 from schema.errors import UserError
 from schema.fields import payload_mutation, root_mutation, root_query
-from tests.helpers import PROTOCOLS, TRANSPORT_WS, gql, ws_client
+from tests.factories import PROTOCOLS, TRANSPORT_WS, gql, ws_client
 
 ROTATE_APP_KEY = """
 mutation Rotate($appId: ID!) {
