@@ -35,7 +35,7 @@ from resolvers.sealing import SecretSealer
 from resolvers.text import has_control, has_letter_or_digit, name_units
 from storage import catalogue
 from storage import icons as icon_store
-from storage.catalogue import app_t, audience_t, platform_t
+from storage import tables as t
 from storage.db import Database
 from storage.models import (
     DEFAULT_CATEGORY_ID,
@@ -699,8 +699,8 @@ async def update_app(
             ):
                 setattr(app, name, getattr(new, name))
             app.updated_at = utcnow()
-            await session.execute(delete(platform_t).where(platform_t.c.app_id == app_id))
-            await session.execute(delete(audience_t).where(audience_t.c.app_id == app_id))
+            await session.execute(delete(t.app_platform).where(t.app_platform.c.app_id == app_id))
+            await session.execute(delete(t.app_audience).where(t.app_audience.c.app_id == app_id))
             for row in new_platforms.values():
                 row.app_id = app_id
                 session.add(row)
@@ -759,7 +759,7 @@ async def delete_app(*, db: Database, broker: Broker, principal: Principal, app_
         platforms, audience = await _app_state(session, app_id)
         before = audit.app_snapshot(app, platforms, audience)
         # Badges, removals, platforms and audience go by ON DELETE CASCADE.
-        await session.execute(delete(app_t).where(app_t.c.id == app_id))
+        await session.execute(delete(t.app).where(t.app.c.id == app_id))
         session.expunge(app)
         await icon_store.delete_if_unreferenced(session, app.icon)
         _record(session, principal, audit.APP_DELETE, app, before, None)

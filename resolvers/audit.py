@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolvers.errors import PermissionDenied
 from resolvers.identity import Principal, Role
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+from storage import tables as t
 from storage.db import Database
 from storage.models import App, AppCategory, AppGroup, AppPlatform, AuditEntry, Platform
 
@@ -46,8 +47,6 @@ TARGET_APP = "app"
 TARGET_GROUP = "group"
 TARGET_CATEGORY = "category"
 TARGET_CATALOGUE = "catalogue"
-
-entry_t = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
 def platform_snapshot(row: AppPlatform) -> dict[str, Any]:
@@ -169,20 +168,22 @@ async def list_entries(
     before_id = decode_cursor("audit", after)
     conditions = []
     if scope is not None:
-        conditions.append(entry_t.c.scope_cid == scope)
+        conditions.append(t.audit_entry.c.scope_cid == scope)
     for column, value in (
-        (entry_t.c.action, where.action),
-        (entry_t.c.target_type, where.target_type),
-        (entry_t.c.target_id, where.target_id),
-        (entry_t.c.actor_cid, where.actor_cid),
-        (entry_t.c.actor_uid, where.actor_uid),
+        (t.audit_entry.c.action, where.action),
+        (t.audit_entry.c.target_type, where.target_type),
+        (t.audit_entry.c.target_id, where.target_id),
+        (t.audit_entry.c.actor_cid, where.actor_cid),
+        (t.audit_entry.c.actor_uid, where.actor_uid),
     ):
         if value is not None:
             conditions.append(column == value)
-    stmt = select(AuditEntry).where(*conditions).order_by(entry_t.c.id.desc()).limit(limit + 1)
+    stmt = (
+        select(AuditEntry).where(*conditions).order_by(t.audit_entry.c.id.desc()).limit(limit + 1)
+    )
     if before_id is not None:
-        stmt = stmt.where(entry_t.c.id < before_id)
-    count = select(func.count()).select_from(entry_t).where(*conditions)
+        stmt = stmt.where(t.audit_entry.c.id < before_id)
+    count = select(func.count()).select_from(t.audit_entry).where(*conditions)
     async with db.read() as session:
         rows = list((await session.execute(stmt)).scalars().all())
         total = int((await session.execute(count)).scalar_one())

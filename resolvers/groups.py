@@ -31,7 +31,7 @@ from resolvers.errors import InvalidInput, PermissionDenied
 from resolvers.identity import Principal, Role
 from resolvers.text import has_control, has_letter_or_digit, name_units
 from storage import catalogue
-from storage.catalogue import app_t, category_t, group_t
+from storage import tables as t
 from storage.db import Database
 from storage.models import (
     DEFAULT_CATEGORY_ID,
@@ -93,21 +93,21 @@ async def _category(session: AsyncSession, category_id: int, field: str = "id") 
 
 
 async def _group_name_taken(session: AsyncSession, name: str, except_id: int | None) -> bool:
-    stmt = select(group_t.c.id).where(func.lower(group_t.c.name) == name.lower())
+    stmt = select(t.app_group.c.id).where(func.lower(t.app_group.c.name) == name.lower())
     if except_id is not None:
-        stmt = stmt.where(group_t.c.id != except_id)
+        stmt = stmt.where(t.app_group.c.id != except_id)
     return (await session.execute(stmt)).first() is not None
 
 
 async def _category_name_taken(
     session: AsyncSession, group_id: int, name: str, except_id: int | None
 ) -> bool:
-    stmt = select(category_t.c.id).where(
-        category_t.c.group_id == group_id,
-        func.lower(category_t.c.name) == name.lower(),
+    stmt = select(t.app_category.c.id).where(
+        t.app_category.c.group_id == group_id,
+        func.lower(t.app_category.c.name) == name.lower(),
     )
     if except_id is not None:
-        stmt = stmt.where(category_t.c.id != except_id)
+        stmt = stmt.where(t.app_category.c.id != except_id)
     return (await session.execute(stmt)).first() is not None
 
 
@@ -126,7 +126,7 @@ async def _renumber(
 
 
 async def _apps_of_groups(session: AsyncSession, group_ids: Sequence[int]) -> list[int]:
-    stmt = select(category_t.c.id).where(category_t.c.group_id.in_(list(group_ids)))
+    stmt = select(t.app_category.c.id).where(t.app_category.c.group_id.in_(list(group_ids)))
     categories = list((await session.execute(stmt)).scalars().all())
     return await catalogue.app_ids_in_categories(session, categories)
 
@@ -171,7 +171,7 @@ async def create_group(*, db: Database, principal: Principal, name: str) -> AppG
         if await _group_name_taken(session, text, None):
             raise _name_taken("group")
         last = (
-            await session.execute(select(func.coalesce(func.max(group_t.c.position), -1)))
+            await session.execute(select(func.coalesce(func.max(t.app_group.c.position), -1)))
         ).scalar_one()
         group = AppGroup(name=text, position=last + 1)
         session.add(group)
@@ -207,7 +207,7 @@ async def reorder_groups(
         tree = await catalogue.list_groups(session)
         existing = {g.id for g, _ in tree}
         before = {"order": [g.id for g, _ in tree]}
-        await _renumber(session, group_t, group_ids, existing, "every group")
+        await _renumber(session, t.app_group, group_ids, existing, "every group")
         audit.record(
             session,
             actor=principal,
@@ -251,8 +251,8 @@ async def delete_group(
                 raise InvalidInput.single("moveCategoriesTo", "must be another group", "SAME_GROUP")
             start = (
                 await session.execute(
-                    select(func.coalesce(func.max(category_t.c.position), -1)).where(
-                        category_t.c.group_id == target.id
+                    select(func.coalesce(func.max(t.app_category.c.position), -1)).where(
+                        t.app_category.c.group_id == target.id
                     )
                 )
             ).scalar_one() + 1
@@ -273,8 +273,10 @@ async def delete_group(
                 "GROUP_NOT_EMPTY",
             )
         else:
-            await session.execute(delete(category_t).where(category_t.c.group_id == group_id))
-        await session.execute(delete(group_t).where(group_t.c.id == group_id))
+            await session.execute(
+                delete(t.app_category).where(t.app_category.c.group_id == group_id)
+            )
+        await session.execute(delete(t.app_group).where(t.app_group.c.id == group_id))
         _record(session, principal, audit.GROUP_DELETE, group_id, before, None)
     await publish_change(broker, apps)
 
@@ -291,8 +293,8 @@ async def create_category(
             raise _name_taken("category of this group")
         last = (
             await session.execute(
-                select(func.coalesce(func.max(category_t.c.position), -1)).where(
-                    category_t.c.group_id == group_id
+                select(func.coalesce(func.max(t.app_category.c.position), -1)).where(
+                    t.app_category.c.group_id == group_id
                 )
             )
         ).scalar_one()
@@ -337,7 +339,9 @@ async def reorder_categories(
             c for g, cs in await catalogue.list_groups(session) if g.id == group_id for c in cs
         ]
         existing = {c.id for c in current}
-        await _renumber(session, category_t, category_ids, existing, "every category of the group")
+        await _renumber(
+            session, t.app_category, category_ids, existing, "every category of the group"
+        )
         audit.record(
             session,
             actor=principal,
@@ -382,8 +386,8 @@ async def delete_category(
                 (
                     await session.execute(
                         select(App)
-                        .where(app_t.c.category_id == category_id)
-                        .order_by(app_t.c.position, app_t.c.id)
+                        .where(t.app.c.category_id == category_id)
+                        .order_by(t.app.c.position, t.app.c.id)
                     )
                 )
                 .scalars()
@@ -399,6 +403,6 @@ async def delete_category(
                 "the category holds apps: name a category to move them to",
                 "CATEGORY_NOT_EMPTY",
             )
-        await session.execute(delete(category_t).where(category_t.c.id == category_id))
+        await session.execute(delete(t.app_category).where(t.app_category.c.id == category_id))
         _record(session, principal, audit.CATEGORY_DELETE, category_id, before, None)
     await publish_change(broker, moved)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.errors import WorkbenchError
 from resolvers.identity import Principal
+from storage import tables as t
 from storage.db import Database
 from storage.models import MAX_ROW_ID, App, SsoTicket, utcnow
 
@@ -30,7 +31,6 @@ logger = logging.getLogger("workbench.sso")
 DEFAULT_TICKET_TTL_S = 300
 TICKET_BYTES = 32
 _TICKET = re.compile(r"[A-Za-z0-9_-]{43}")
-ticket_t = SsoTicket.__table__  # type: ignore[attr-defined]
 
 
 class InvalidTicket(WorkbenchError):
@@ -94,15 +94,18 @@ async def verify_ticket(*, db: Database, app_id: int, ticket: str) -> TicketUser
             raise InvalidTicket()
         found = (
             await session.execute(
-                delete(ticket_t)
-                .where(ticket_t.c.ticket_hash == digest, ticket_t.c.app_id == app_id)
+                delete(t.sso_ticket)
+                .where(t.sso_ticket.c.ticket_hash == digest, t.sso_ticket.c.app_id == app_id)
                 .returning(
-                    ticket_t.c.cid, ticket_t.c.uid, ticket_t.c.account, ticket_t.c.expires_at
+                    t.sso_ticket.c.cid,
+                    t.sso_ticket.c.uid,
+                    t.sso_ticket.c.account,
+                    t.sso_ticket.c.expires_at,
                 )
             )
         ).first()
         if found is not None:
-            await session.execute(delete(ticket_t).where(ticket_t.c.expires_at < now))
+            await session.execute(delete(t.sso_ticket).where(t.sso_ticket.c.expires_at < now))
     if found is None:
         logger.info("ticket refused for app %s: unknown, used, or another app's", app_id)
         raise InvalidTicket()

@@ -37,13 +37,11 @@ from resolvers.notices import apply_notice
 from resolvers.sealing import SealBroken, SecretSealer
 from storage import badges as store
 from storage import catalogue
+from storage import tables as t
 from storage.db import Database
 from storage.models import (
     MAX_ROW_ID,
     App,
-    IdempotencyRecord,
-    LegacySignature,
-    VendorBadgeVersion,
     utcnow,
 )
 
@@ -54,9 +52,6 @@ SIGN_WINDOW_S = 300
 MAX_IDEMPOTENCY_KEY = 128
 _VERSION = re.compile(r"[0-9]{1,19}")
 _SIGN = re.compile(r"[0-9a-fA-F]{64}")
-idempotency_t = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-version_t = VendorBadgeVersion.__table__  # type: ignore[attr-defined]
-signature_t = LegacySignature.__table__  # type: ignore[attr-defined]
 
 
 class AccessRefused(WorkbenchError):
@@ -226,8 +221,8 @@ async def vendor_push_notice(
         if key is not None:
             encoded = json.dumps([[r.cid, r.uid, r.applied, r.reason] for r in results])
             await session.execute(
-                idempotency_t.update()
-                .where(idempotency_t.c.app_id == app_id, idempotency_t.c.key == key)
+                t.idempotency_record.update()
+                .where(t.idempotency_record.c.app_id == app_id, t.idempotency_record.c.key == key)
                 .values(result=encoded)
             )
     await broker.publish(messages)
@@ -240,24 +235,24 @@ async def _claim_key(
     # Insert the key (empty result for now); if it exists and is fresh, its results.
     now = utcnow()
     await session.execute(
-        delete(idempotency_t).where(
-            idempotency_t.c.app_id == app_id,
-            idempotency_t.c.key == key,
-            idempotency_t.c.created_at < now - IDEMPOTENCY_WINDOW,
+        delete(t.idempotency_record).where(
+            t.idempotency_record.c.app_id == app_id,
+            t.idempotency_record.c.key == key,
+            t.idempotency_record.c.created_at < now - IDEMPOTENCY_WINDOW,
         )
     )
     inserted = (
         await session.execute(
-            _insert(session)(idempotency_t)
+            _insert(session)(t.idempotency_record)
             .values(app_id=app_id, key=key, result="[]", created_at=now)
             .on_conflict_do_nothing(index_elements=["app_id", "key"])
-            .returning(idempotency_t.c.key)
+            .returning(t.idempotency_record.c.key)
         )
     ).first()
     if inserted is not None:
         return None
-    stmt = select(idempotency_t.c.result).where(
-        idempotency_t.c.app_id == app_id, idempotency_t.c.key == key
+    stmt = select(t.idempotency_record.c.result).where(
+        t.idempotency_record.c.app_id == app_id, t.idempotency_record.c.key == key
     )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()  # waits for a concurrent first call to commit
@@ -316,14 +311,18 @@ async def set_app_badge(
                 "user.cid", "this enterprise is outside the app's audience", "NOT_IN_AUDIENCE"
             )
         await session.execute(
-            _insert(session)(version_t)
+            _insert(session)(t.vendor_badge_version)
             .values(app_id=app_id, cid=cid, uid=uid, version=-1)
             .on_conflict_do_nothing(index_elements=["app_id", "cid", "uid"])
         )
         row = (
             await session.execute(
-                select(version_t.c.version)
-                .where(version_t.c.app_id == app_id, version_t.c.cid == cid, version_t.c.uid == uid)
+                select(t.vendor_badge_version.c.version)
+                .where(
+                    t.vendor_badge_version.c.app_id == app_id,
+                    t.vendor_badge_version.c.cid == cid,
+                    t.vendor_badge_version.c.uid == uid,
+                )
                 .with_for_update()
             )
         ).scalar_one()
@@ -331,8 +330,12 @@ async def set_app_badge(
             current = (await store.read_unread(session, cid=cid, uid=uid)).get(app_id, 0)
             raise StaleVersion(row, current)
         await session.execute(
-            version_t.update()
-            .where(version_t.c.app_id == app_id, version_t.c.cid == cid, version_t.c.uid == uid)
+            t.vendor_badge_version.update()
+            .where(
+                t.vendor_badge_version.c.app_id == app_id,
+                t.vendor_badge_version.c.cid == cid,
+                t.vendor_badge_version.c.uid == uid,
+            )
             .values(version=version)
         )
         changed = await store.set_unread(session, cid=cid, uid=uid, app_id=app_id, unread=unread)
@@ -406,17 +409,19 @@ async def check_legacy_access(
         raise AccessRefused("sign does not match")
     assert app.id is not None
     async with db.write() as session:
-        await session.execute(delete(signature_t).where(signature_t.c.expires_at < now))
+        await session.execute(
+            delete(t.legacy_signature).where(t.legacy_signature.c.expires_at < now)
+        )
         fresh = (
             await session.execute(
-                _insert(session)(signature_t)
+                _insert(session)(t.legacy_signature)
                 .values(
                     app_id=app.id,
                     sign=sign,
                     expires_at=now + timedelta(seconds=2 * SIGN_WINDOW_S),
                 )
                 .on_conflict_do_nothing(index_elements=["app_id", "sign"])
-                .returning(signature_t.c.sign)
+                .returning(t.legacy_signature.c.sign)
             )
         ).first()
     if fresh is None:

@@ -22,10 +22,10 @@ from resolvers.identity import Principal, Role
 from resolvers.sealing import SealBroken, SecretSealer
 from resolvers.transfer.problems import problem_order
 from resolvers.transfer.report import Counts, ImportReport
-from resolvers.transfer.state import NEW_APP_FIELDS, AppState, icon_t, load_apps
+from resolvers.transfer.state import NEW_APP_FIELDS, AppState, load_apps
 from resolvers.transfer.validate import App, Category, Group, Parsed, check_against_database, parse
 from storage import catalogue
-from storage.catalogue import app_t, audience_t, category_t, group_t, platform_t
+from storage import tables as t
 from storage.db import Database
 from storage.icons import delete_if_unreferenced
 from storage.models import AppCategory, AppGroup, utcnow
@@ -167,7 +167,7 @@ async def _apply(
     problem (the file's own and those against the database) before writing anything."""
     tree = await catalogue.list_groups(session)
     apps_db = await load_apps(session)
-    icon_ids = set((await session.execute(select(icon_t.c.id))).scalars().all())
+    icon_ids = set((await session.execute(select(t.icon_image.c.id))).scalars().all())
     errors = list(parsed.errors)
     errors.extend(check_against_database(parsed, apps_db, icon_ids))
     if errors:
@@ -200,12 +200,12 @@ async def _apply_groups(
     for group in groups:
         if group.id in group_match:
             group_id = group_match[group.id]
-            await _update_named(session, group_t, groups_db[group_id], group, report.groups)
+            await _update_named(session, t.app_group, groups_db[group_id], group, report.groups)
         else:
             group_id = group_new[group.id]
             report.groups.created += 1
             await session.execute(
-                insert(group_t).values(
+                insert(t.app_group).values(
                     id=group_id, name=group.name, position=group.position, created_at=utcnow()
                 )
             )
@@ -215,13 +215,13 @@ async def _apply_groups(
         for category in group.categories:
             if category.id in matched:
                 row = categories_db[matched[category.id]]
-                await _update_named(session, category_t, row, category, report.categories)
+                await _update_named(session, t.app_category, row, category, report.categories)
                 category_ids[category.id] = row.id
                 continue
             category_ids[category.id] = created[category.id]
             report.categories.created += 1
             await session.execute(
-                insert(category_t).values(
+                insert(t.app_category).values(
                     id=created[category.id],
                     group_id=group_id,
                     name=category.name,
@@ -291,21 +291,29 @@ async def _apply_apps(
                 report.apps.unchanged += 1
                 continue
             report.apps.updated += 1
-            await session.execute(update(app_t).where(app_t.c.id == app_id).values(**wanted.row))
+            await session.execute(update(t.app).where(t.app.c.id == app_id).values(**wanted.row))
             if current is not None and current.row["icon"] != wanted.row["icon"]:
                 replaced.add(current.row["icon"])
         if current is None or current.platforms != wanted.platforms:
             if current is not None:
-                await session.execute(delete(platform_t).where(platform_t.c.app_id == app_id))
+                await session.execute(
+                    delete(t.app_platform).where(t.app_platform.c.app_id == app_id)
+                )
             new_platforms.extend(
                 {"app_id": app_id, "platform": p.value, **settings}
                 for p, settings in wanted.platforms.items()
             )
         if current is None or current.audience != wanted.audience:
             if current is not None:
-                await session.execute(delete(audience_t).where(audience_t.c.app_id == app_id))
+                await session.execute(
+                    delete(t.app_audience).where(t.app_audience.c.app_id == app_id)
+                )
             new_audience.extend({"app_id": app_id, "cid": cid} for cid in wanted.audience)
-    for table, rows in ((app_t, new_apps), (platform_t, new_platforms), (audience_t, new_audience)):
+    for table, rows in (
+        (t.app, new_apps),
+        (t.app_platform, new_platforms),
+        (t.app_audience, new_audience),
+    ):
         if rows:
             await session.execute(insert(table), rows)
     for ref in sorted(replaced):
@@ -392,15 +400,19 @@ async def _apply_icons(
                 {"id": icon_id, "original": icon["original"], "created_at": utcnow(), **values}
             )
             continue
-        stmt = select(*(icon_t.c[name] for name in columns)).where(icon_t.c.id == icon_id)
+        stmt = select(*(t.icon_image.c[name] for name in columns)).where(
+            t.icon_image.c.id == icon_id
+        )
         current = (await session.execute(stmt)).mappings().one()
         if dict(current) == values:
             report.icons.unchanged += 1
         else:
             report.icons.updated += 1
-            await session.execute(update(icon_t).where(icon_t.c.id == icon_id).values(**values))
+            await session.execute(
+                update(t.icon_image).where(t.icon_image.c.id == icon_id).values(**values)
+            )
     if rows:
-        await session.execute(insert(icon_t), rows)
+        await session.execute(insert(t.icon_image), rows)
 
 
 async def _advance_sequences(session: AsyncSession) -> None:

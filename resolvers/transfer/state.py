@@ -12,10 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.catalogue import app_t, audience_t, platform_t
-from storage.models import IconImage, Platform
-
-icon_t = IconImage.__table__  # type: ignore[attr-defined]
+from storage import tables as t
+from storage.models import Platform
 
 # Every column of ``app`` but ``id``, and of ``app_platform`` but its key: what an app is.
 # tests/test_catalogue_transfer.py checks these against the tables, so that a new column is
@@ -86,21 +84,21 @@ async def load_apps(session: AsyncSession) -> dict[int, AppState]:
     """Every app of the database by id (ascending), read whole-table (no id lists, which
     would meet the drivers' parameter limits on a large site)."""
     platforms: dict[int, dict[Platform, dict[str, Any]]] = {}
-    columns = [platform_t.c[name] for name in PLATFORM_SETTINGS]
-    stmt = select(platform_t.c.app_id, platform_t.c.platform, *columns)
+    columns = [t.app_platform.c[name] for name in PLATFORM_SETTINGS]
+    stmt = select(t.app_platform.c.app_id, t.app_platform.c.platform, *columns)
     for row in (await session.execute(stmt)).mappings():
         settings = {name: row[name] for name in PLATFORM_SETTINGS}
         settings["embedded_browser"] = bool(settings["embedded_browser"])
         settings["auto_login"] = bool(settings["auto_login"])
         platforms.setdefault(row["app_id"], {})[Platform(row["platform"])] = settings
     audience: dict[int, list[int]] = {}
-    stmt = select(audience_t.c.app_id, audience_t.c.cid).order_by(
-        audience_t.c.app_id, audience_t.c.cid
+    stmt = select(t.app_audience.c.app_id, t.app_audience.c.cid).order_by(
+        t.app_audience.c.app_id, t.app_audience.c.cid
     )
     for app_id, cid in (await session.execute(stmt)).all():
         audience.setdefault(app_id, []).append(cid)
     apps: dict[int, AppState] = {}
-    stmt = select(app_t.c.id, *(app_t.c[name] for name in APP_FIELDS)).order_by(app_t.c.id)
+    stmt = select(t.app.c.id, *(t.app.c[name] for name in APP_FIELDS)).order_by(t.app.c.id)
     for row in (await session.execute(stmt)).mappings():
         values = {name: row[name] for name in APP_FIELDS}
         values["user_removable"] = bool(values["user_removable"])
