@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers import audit
@@ -36,14 +34,9 @@ from resolvers.identity import Principal, Role
 from resolvers.notices import apply_notice
 from resolvers.sealing import SealBroken, SecretSealer
 from storage import badges as store
-from storage import catalogue
-from storage import tables as t
+from storage import catalogue, idempotency, legacy_signatures, vendor_badge_versions
 from storage.db import Database
-from storage.models import (
-    MAX_ROW_ID,
-    App,
-    utcnow,
-)
+from storage.models import MAX_ROW_ID, App, utcnow
 
 logger = logging.getLogger("workbench.vendor")
 
@@ -175,10 +168,6 @@ class VendorNoticeOutcome:
     replayed: bool
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def vendor_push_notice(
     *,
     db: Database,
@@ -220,11 +209,7 @@ async def vendor_push_notice(
         ]
         if key is not None:
             encoded = json.dumps([[r.cid, r.uid, r.applied, r.reason] for r in results])
-            await session.execute(
-                t.idempotency_record.update()
-                .where(t.idempotency_record.c.app_id == app_id, t.idempotency_record.c.key == key)
-                .values(result=encoded)
-            )
+            await idempotency.store_result(session, app_id=app_id, key=key, result=encoded)
     await broker.publish(messages)
     return VendorNoticeOutcome(results=results, replayed=False)
 
@@ -234,30 +219,12 @@ async def _claim_key(
 ) -> list[RecipientResult] | None:
     # Insert the key (empty result for now); if it exists and is fresh, its results.
     now = utcnow()
-    await session.execute(
-        delete(t.idempotency_record).where(
-            t.idempotency_record.c.app_id == app_id,
-            t.idempotency_record.c.key == key,
-            t.idempotency_record.c.created_at < now - IDEMPOTENCY_WINDOW,
-        )
+    stored = await idempotency.claim_key(
+        session, app_id=app_id, key=key, now=now, fresh_after=now - IDEMPOTENCY_WINDOW
     )
-    inserted = (
-        await session.execute(
-            _insert(session)(t.idempotency_record)
-            .values(app_id=app_id, key=key, result="[]", created_at=now)
-            .on_conflict_do_nothing(index_elements=["app_id", "key"])
-            .returning(t.idempotency_record.c.key)
-        )
-    ).first()
-    if inserted is not None:
+    if stored is None:
         return None
-    stmt = select(t.idempotency_record.c.result).where(
-        t.idempotency_record.c.app_id == app_id, t.idempotency_record.c.key == key
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()  # waits for a concurrent first call to commit
-    result = (await session.execute(stmt)).scalar_one()
-    return [RecipientResult(c, u, a, r) for c, u, a, r in json.loads(result)]
+    return [RecipientResult(c, u, a, r) for c, u, a, r in json.loads(stored)]
 
 
 # --- absolute badges --------------------------------------------------------------------------
@@ -310,33 +277,12 @@ async def set_app_badge(
             raise InvalidInput.single(
                 "user.cid", "this enterprise is outside the app's audience", "NOT_IN_AUDIENCE"
             )
-        await session.execute(
-            _insert(session)(t.vendor_badge_version)
-            .values(app_id=app_id, cid=cid, uid=uid, version=-1)
-            .on_conflict_do_nothing(index_elements=["app_id", "cid", "uid"])
-        )
-        row = (
-            await session.execute(
-                select(t.vendor_badge_version.c.version)
-                .where(
-                    t.vendor_badge_version.c.app_id == app_id,
-                    t.vendor_badge_version.c.cid == cid,
-                    t.vendor_badge_version.c.uid == uid,
-                )
-                .with_for_update()
-            )
-        ).scalar_one()
+        row = await vendor_badge_versions.lock_version(session, app_id=app_id, cid=cid, uid=uid)
         if version <= row:
             current = (await store.read_unread(session, cid=cid, uid=uid)).get(app_id, 0)
             raise StaleVersion(row, current)
-        await session.execute(
-            t.vendor_badge_version.update()
-            .where(
-                t.vendor_badge_version.c.app_id == app_id,
-                t.vendor_badge_version.c.cid == cid,
-                t.vendor_badge_version.c.uid == uid,
-            )
-            .values(version=version)
+        await vendor_badge_versions.set_version(
+            session, app_id=app_id, cid=cid, uid=uid, version=version
         )
         changed = await store.set_unread(session, cid=cid, uid=uid, app_id=app_id, unread=unread)
     if changed is not None:
@@ -409,20 +355,12 @@ async def check_legacy_access(
         raise AccessRefused("sign does not match")
     assert app.id is not None
     async with db.write() as session:
-        await session.execute(
-            delete(t.legacy_signature).where(t.legacy_signature.c.expires_at < now)
+        fresh = await legacy_signatures.record_signature(
+            session,
+            app_id=app.id,
+            sign=sign,
+            now=now,
+            expires_at=now + timedelta(seconds=2 * SIGN_WINDOW_S),
         )
-        fresh = (
-            await session.execute(
-                _insert(session)(t.legacy_signature)
-                .values(
-                    app_id=app.id,
-                    sign=sign,
-                    expires_at=now + timedelta(seconds=2 * SIGN_WINDOW_S),
-                )
-                .on_conflict_do_nothing(index_elements=["app_id", "sign"])
-                .returning(t.legacy_signature.c.sign)
-            )
-        ).first()
-    if fresh is None:
+    if not fresh:
         raise AccessRefused("this sign was already used (replay)")
