@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +34,6 @@ from resolvers.sealing import SecretSealer
 from resolvers.text import has_control, has_letter_or_digit, name_units
 from storage import catalogue
 from storage import icons as icon_store
-from storage import tables as t
 from storage.db import Database
 from storage.models import (
     DEFAULT_CATEGORY_ID,
@@ -699,8 +697,8 @@ async def update_app(
             ):
                 setattr(app, name, getattr(new, name))
             app.updated_at = utcnow()
-            await session.execute(delete(t.app_platform).where(t.app_platform.c.app_id == app_id))
-            await session.execute(delete(t.app_audience).where(t.app_audience.c.app_id == app_id))
+            await catalogue.delete_platforms(session, app_id=app_id)
+            await catalogue.delete_audience(session, app_id=app_id)
             for row in new_platforms.values():
                 row.app_id = app_id
                 session.add(row)
@@ -759,7 +757,7 @@ async def delete_app(*, db: Database, broker: Broker, principal: Principal, app_
         platforms, audience = await _app_state(session, app_id)
         before = audit.app_snapshot(app, platforms, audience)
         # Badges, removals, platforms and audience go by ON DELETE CASCADE.
-        await session.execute(delete(t.app).where(t.app.c.id == app_id))
+        await catalogue.delete_app(session, app_id=app_id)
         session.expunge(app)
         await icon_store.delete_if_unreferenced(session, app.icon)
         _record(session, principal, audit.APP_DELETE, app, before, None)

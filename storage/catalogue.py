@@ -568,3 +568,20 @@ async def find_apps(
         await session.execute(select(func.count()).select_from(t.app).where(*conditions))
     ).scalar_one()
     return rows, int(total)
+
+
+async def delete_app(session: AsyncSession, *, app_id: int) -> None:
+    """Delete app ``app_id``; its platforms, audience, badges, removals, tickets, signatures,
+    idempotency records, badge versions and push rows go with it (``ON DELETE CASCADE``). Its
+    uploaded icon stays: ``storage.icons.delete_if_unreferenced`` decides."""
+    await session.execute(delete(t.app).where(t.app.c.id == app_id))
+
+
+async def delete_platforms(session: AsyncSession, *, app_id: int) -> None:
+    """Delete every platform row of app ``app_id`` (before writing its new ones)."""
+    await session.execute(delete(t.app_platform).where(t.app_platform.c.app_id == app_id))
+
+
+async def delete_audience(session: AsyncSession, *, app_id: int) -> None:
+    """Delete every listed enterprise of app ``app_id``'s audience (before writing the new)."""
+    await session.execute(delete(t.app_audience).where(t.app_audience.c.app_id == app_id))

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import tables as t
+from storage import transfer as store
 from storage.models import Platform
 
 # Every column of ``app`` but ``id``, and of ``app_platform`` but its key: what an app is.
@@ -84,22 +83,16 @@ async def load_apps(session: AsyncSession) -> dict[int, AppState]:
     """Every app of the database by id (ascending), read whole-table (no id lists, which
     would meet the drivers' parameter limits on a large site)."""
     platforms: dict[int, dict[Platform, dict[str, Any]]] = {}
-    columns = [t.app_platform.c[name] for name in PLATFORM_SETTINGS]
-    stmt = select(t.app_platform.c.app_id, t.app_platform.c.platform, *columns)
-    for row in (await session.execute(stmt)).mappings():
+    for row in await store.platform_rows(session):
         settings = {name: row[name] for name in PLATFORM_SETTINGS}
         settings["embedded_browser"] = bool(settings["embedded_browser"])
         settings["auto_login"] = bool(settings["auto_login"])
         platforms.setdefault(row["app_id"], {})[Platform(row["platform"])] = settings
     audience: dict[int, list[int]] = {}
-    stmt = select(t.app_audience.c.app_id, t.app_audience.c.cid).order_by(
-        t.app_audience.c.app_id, t.app_audience.c.cid
-    )
-    for app_id, cid in (await session.execute(stmt)).all():
+    for app_id, cid in await store.audience_pairs(session):
         audience.setdefault(app_id, []).append(cid)
     apps: dict[int, AppState] = {}
-    stmt = select(t.app.c.id, *(t.app.c[name] for name in APP_FIELDS)).order_by(t.app.c.id)
-    for row in (await session.execute(stmt)).mappings():
+    for row in await store.app_rows(session):
         values = {name: row[name] for name in APP_FIELDS}
         values["user_removable"] = bool(values["user_removable"])
         values["enabled"] = bool(values["enabled"])
