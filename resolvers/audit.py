@@ -125,7 +125,7 @@ def record(
         before=None if before is None else _dump(before),
         after=None if after is None else _dump(after),
     )
-    session.add(entry)
+    store.add_entry(session, entry=entry)
     return entry
 
 

@@ -211,7 +211,7 @@ async def delete_group(
             if target.id == group_id:
                 raise InvalidInput.single("moveCategoriesTo", "must be another group", "SAME_GROUP")
             start = await store.next_category_position(session, group_id=move_categories_to)
-            for offset, category in enumerate(categories):
+            for category in categories:
                 if await store.category_name_taken(
                     session, group_id=move_categories_to, name=category.name, except_id=None
                 ):
@@ -220,9 +220,9 @@ async def delete_group(
                         f"group {move_categories_to} already has a category named {category.name}",
                         "NAME_TAKEN",
                     )
-                category.group_id = move_categories_to
-                category.position = start + offset
-            await session.flush()
+            await store.move_categories(
+                session, categories=categories, group_id=move_categories_to, start=start
+            )
         elif holds_apps:
             raise InvalidInput.single(
                 "moveCategoriesTo",
@@ -331,10 +331,7 @@ async def delete_category(
                 raise InvalidInput.single("moveAppsTo", "must be another category", "SAME_CATEGORY")
             start = await catalogue.next_app_position(session, move_apps_to)
             apps = await catalogue.apps_in_category(session, category_id)
-            for offset, app in enumerate(apps):
-                app.category_id = move_apps_to
-                app.position = start + offset
-            await session.flush()
+            await catalogue.move_apps(session, apps=apps, category_id=move_apps_to, start=start)
         elif holds_apps:
             raise InvalidInput.single(
                 "moveAppsTo",

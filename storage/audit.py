@@ -1,5 +1,5 @@
-"""Statements over the audit log (``audit_entry``; issue 3 item 8). Entries are added with the
-change they describe, through the ORM session (``resolvers.audit.record``); this module reads."""
+"""Statements over the audit log (``audit_entry``; issue 3 item 8): entries are added in the
+transaction of the change they describe (``resolvers.audit.record``), and read newest first."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import tables as t
 from storage.models import AuditEntry
+
+
+def add_entry(session: AsyncSession, *, entry: AuditEntry) -> None:
+    """Add ``entry`` to ``session``'s transaction (written at its flush or commit)."""
+    session.add(entry)
 
 
 async def find_entries(

@@ -14,6 +14,7 @@ from storage.dialect import upsert_insert
 from storage.models import (
     MAX_ROW_ID,
     App,
+    AppAudience,
     AppCategory,
     AppGroup,
     AppPlatform,
@@ -585,3 +586,55 @@ async def delete_platforms(session: AsyncSession, *, app_id: int) -> None:
 async def delete_audience(session: AsyncSession, *, app_id: int) -> None:
     """Delete every listed enterprise of app ``app_id``'s audience (before writing the new)."""
     await session.execute(delete(t.app_audience).where(t.app_audience.c.app_id == app_id))
+
+
+async def add_app(session: AsyncSession, *, app: App) -> int:
+    """Insert ``app`` (a new row, ``id`` unset) and return the id the database gave it. Raises
+    ``IntegrityError`` when its app key or identifier is taken (the unique indexes)."""
+    session.add(app)
+    await session.flush()
+    assert app.id is not None
+    return app.id
+
+
+async def add_app_settings(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    platforms: Iterable[AppPlatform],
+    audience: Iterable[int],
+) -> None:
+    """Insert app ``app_id``'s platform rows (their ``app_id`` is set here) and its listed
+    audience enterprises; the app must have none yet (``replace_app_settings`` otherwise)."""
+    for row in platforms:
+        row.app_id = app_id
+        session.add(row)
+    session.add_all(AppAudience(app_id=app_id, cid=cid) for cid in audience)
+    await session.flush()
+
+
+async def replace_app_settings(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    platforms: Iterable[AppPlatform],
+    audience: Iterable[int],
+) -> None:
+    """Replace every platform row and listed audience enterprise of app ``app_id`` with the
+    given ones. Rows of the app loaded in ``session`` must be expunged first: the new rows have
+    the same keys."""
+    await delete_platforms(session, app_id=app_id)
+    await delete_audience(session, app_id=app_id)
+    await add_app_settings(session, app_id=app_id, platforms=platforms, audience=audience)
+
+
+async def move_apps(
+    session: AsyncSession, *, apps: Sequence[App], category_id: int, start: int
+) -> None:
+    """Put ``apps`` (loaded in ``session``) into category ``category_id`` in their order, at
+    positions ``start``, ``start + 1``, ..., and write them now (before statements that depend
+    on it, such as deleting their former category)."""
+    for offset, app in enumerate(apps):
+        app.category_id = category_id
+        app.position = start + offset
+    await session.flush()

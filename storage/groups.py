@@ -157,3 +157,15 @@ async def delete_group(session: AsyncSession, *, group_id: int) -> None:
 async def delete_category(session: AsyncSession, *, category_id: int) -> None:
     """Delete category ``category_id`` (which must hold no app: ``ON DELETE RESTRICT``)."""
     await session.execute(delete(t.app_category).where(t.app_category.c.id == category_id))
+
+
+async def move_categories(
+    session: AsyncSession, *, categories: Sequence[AppCategory], group_id: int, start: int
+) -> None:
+    """Put ``categories`` (loaded in ``session``) into group ``group_id`` in their order, at
+    positions ``start``, ``start + 1``, ..., and write them now (before statements that depend
+    on it, such as deleting their former group)."""
+    for offset, category in enumerate(categories):
+        category.group_id = group_id
+        category.position = start + offset
+    await session.flush()

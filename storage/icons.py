@@ -120,12 +120,14 @@ async def delete_if_unreferenced(session: AsyncSession, ref: str) -> bool:
     """Delete the uploaded icon ``ref`` (an ``app.icon`` value) when no app refers to it any
     more; whether a row was deleted. ``False`` for built-in icon names and unknown icons.
 
-    Call it in a write transaction after changing or deleting the app that held ``ref``. It
-    locks the icon row before looking for references (see the module docstring).
+    Call it in a write transaction after changing or deleting the app that held ``ref``; the
+    session's pending changes are flushed first. It locks the icon row before looking for
+    references (see the module docstring).
     """
     icon_id = uploaded_icon_id(ref)
     if icon_id is None:
         return False
+    await session.flush()  # the session's pending changes of app.icon count as references
     locked = select(t.icon_image.c.id).where(t.icon_image.c.id == icon_id).with_for_update()
     if (await session.execute(locked)).first() is None:
         return False
