@@ -40,7 +40,7 @@ from starlette.routing import Route
 from websockets.asyncio.server import ServerConnection, serve
 
 from benchmarks.processes import JWT_SECRET
-from storage.badges import state_table
+from storage import tables
 from storage.catalogue import workbench_statement
 from storage.db import Database
 from storage.models import Platform
@@ -128,8 +128,10 @@ class Baseline:
             ).all()
             state = (
                 await connection.execute(
-                    select(state_table.c.unseen_count, state_table.c.version).where(
-                        state_table.c.cid == cid, state_table.c.uid == uid
+                    select(
+                        tables.user_badge_state.c.unseen_count, tables.user_badge_state.c.version
+                    ).where(
+                        tables.user_badge_state.c.cid == cid, tables.user_badge_state.c.uid == uid
                     )
                 )
             ).first()

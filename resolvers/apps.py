@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,12 +35,10 @@ from resolvers.sealing import SecretSealer
 from resolvers.text import has_control, has_letter_or_digit, name_units
 from storage import catalogue
 from storage import icons as icon_store
-from storage.catalogue import app_t, audience_t, platform_t
 from storage.db import Database
 from storage.models import (
     DEFAULT_CATEGORY_ID,
     App,
-    AppAudience,
     AppKind,
     AppPlatform,
     AudienceMode,
@@ -475,23 +472,19 @@ async def create_app(
             app.position = await catalogue.next_app_position(session, app.category_id)
             if principal.role is Role.ENTERPRISE_ADMIN:
                 app.owner_cid = principal.cid
-            session.add(app)
-            await session.flush()
-            assert app.id is not None
+            app_id = await catalogue.add_app(session, app=app)
             if sealer is not None:
-                app.app_secret_sealed = sealer.seal(app_secret, app_id=app.id)
-            for row in platforms.values():
-                row.app_id = app.id
-                session.add(row)
-            session.add_all(AppAudience(app_id=app.id, cid=cid) for cid in audience)
-            await session.flush()
+                app.app_secret_sealed = sealer.seal(app_secret, app_id=app_id)
+            await catalogue.add_app_settings(
+                session, app_id=app_id, platforms=platforms.values(), audience=audience
+            )
             after = audit.app_snapshot(app, platforms, audience)
             _record(session, principal, audit.APP_CREATE, app, None, after)
     except IntegrityError as error:
         # Two concurrent creations with one identifier on PostgreSQL: the unique index decides.
         raise InvalidInput([IDENTIFIER_TAKEN]) from error
     if broker is not None:
-        await publish_change(broker, (app.id,))
+        await publish_change(broker, (app_id,))
     return CreatedApp(app=app, platforms=platforms, audience=audience, app_secret=app_secret)
 
 
@@ -710,13 +703,9 @@ async def update_app(
             ):
                 setattr(app, name, getattr(new, name))
             app.updated_at = utcnow()
-            await session.execute(delete(platform_t).where(platform_t.c.app_id == app_id))
-            await session.execute(delete(audience_t).where(audience_t.c.app_id == app_id))
-            for row in new_platforms.values():
-                row.app_id = app_id
-                session.add(row)
-            session.add_all(AppAudience(app_id=app_id, cid=cid) for cid in new_audience)
-            await session.flush()
+            await catalogue.replace_app_settings(
+                session, app_id=app_id, platforms=new_platforms.values(), audience=new_audience
+            )
             if old_icon != app.icon:
                 await icon_store.delete_if_unreferenced(session, old_icon)
             after = audit.app_snapshot(app, new_platforms, new_audience)
@@ -770,7 +759,7 @@ async def delete_app(*, db: Database, broker: Broker, principal: Principal, app_
         platforms, audience = await _app_state(session, app_id)
         before = audit.app_snapshot(app, platforms, audience)
         # Badges, removals, platforms and audience go by ON DELETE CASCADE.
-        await session.execute(delete(app_t).where(app_t.c.id == app_id))
+        await catalogue.delete_app(session, app_id=app_id)
         session.expunge(app)
         await icon_store.delete_if_unreferenced(session, app.icon)
         _record(session, principal, audit.APP_DELETE, app, before, None)
@@ -840,7 +829,6 @@ async def set_app_icon(
         stored = await icon_store.save_icon(session, icon)
         app.icon = icon_store.icon_ref(stored.id)
         app.updated_at = utcnow()
-        await session.flush()
         if old != app.icon:
             await icon_store.delete_if_unreferenced(session, old)
         _record(session, principal, audit.APP_SET_ICON, app, {"icon": old}, {"icon": app.icon})

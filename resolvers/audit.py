@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.errors import PermissionDenied
 from resolvers.identity import Principal, Role
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+from storage import audit as store
 from storage.db import Database
 from storage.models import App, AppCategory, AppGroup, AppPlatform, AuditEntry, Platform
 
@@ -46,8 +46,6 @@ TARGET_APP = "app"
 TARGET_GROUP = "group"
 TARGET_CATEGORY = "category"
 TARGET_CATALOGUE = "catalogue"
-
-entry_t = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
 def platform_snapshot(row: AppPlatform) -> dict[str, Any]:
@@ -127,7 +125,7 @@ def record(
         before=None if before is None else _dump(before),
         after=None if after is None else _dump(after),
     )
-    session.add(entry)
+    store.add_entry(session, entry=entry)
     return entry
 
 
@@ -167,25 +165,18 @@ async def list_entries(
         raise PermissionDenied("only administrators may read the audit log")
     limit = page_size(first)
     before_id = decode_cursor("audit", after)
-    conditions = []
-    if scope is not None:
-        conditions.append(entry_t.c.scope_cid == scope)
-    for column, value in (
-        (entry_t.c.action, where.action),
-        (entry_t.c.target_type, where.target_type),
-        (entry_t.c.target_id, where.target_id),
-        (entry_t.c.actor_cid, where.actor_cid),
-        (entry_t.c.actor_uid, where.actor_uid),
-    ):
-        if value is not None:
-            conditions.append(column == value)
-    stmt = select(AuditEntry).where(*conditions).order_by(entry_t.c.id.desc()).limit(limit + 1)
-    if before_id is not None:
-        stmt = stmt.where(entry_t.c.id < before_id)
-    count = select(func.count()).select_from(entry_t).where(*conditions)
     async with db.read() as session:
-        rows = list((await session.execute(stmt)).scalars().all())
-        total = int((await session.execute(count)).scalar_one())
+        rows, total = await store.find_entries(
+            session,
+            scope_cid=scope,
+            action=where.action,
+            target_type=where.target_type,
+            target_id=where.target_id,
+            actor_cid=where.actor_cid,
+            actor_uid=where.actor_uid,
+            before_id=before_id,
+            limit=limit + 1,
+        )
     page = rows[:limit]
     return Page(
         rows=page,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers import audit
@@ -31,16 +30,9 @@ from resolvers.errors import InvalidInput, PermissionDenied
 from resolvers.identity import Principal, Role
 from resolvers.text import has_control, has_letter_or_digit, name_units
 from storage import catalogue
-from storage.catalogue import app_t, category_t, group_t
+from storage import groups as store
 from storage.db import Database
-from storage.models import (
-    DEFAULT_CATEGORY_ID,
-    DEFAULT_GROUP_ID,
-    MAX_ROW_ID,
-    App,
-    AppCategory,
-    AppGroup,
-)
+from storage.models import DEFAULT_CATEGORY_ID, DEFAULT_GROUP_ID, AppCategory, AppGroup
 
 NAME_MIN_UNITS = 2
 NAME_MAX_UNITS = 40
@@ -77,14 +69,14 @@ async def list_groups(*, db: Database, principal: Principal) -> GroupTree:
 
 
 async def _group(session: AsyncSession, group_id: int, field: str = "id") -> AppGroup:
-    group = await session.get(AppGroup, group_id) if group_id <= MAX_ROW_ID else None
+    group = await store.get_group(session, group_id=group_id)
     if group is None:
         raise InvalidInput.single(field, f"group {group_id} does not exist", "UNKNOWN_GROUP")
     return group
 
 
 async def _category(session: AsyncSession, category_id: int, field: str = "id") -> AppCategory:
-    category = await session.get(AppCategory, category_id) if category_id <= MAX_ROW_ID else None
+    category = await store.get_category(session, category_id=category_id)
     if category is None:
         raise InvalidInput.single(
             field, f"category {category_id} does not exist", "UNKNOWN_CATEGORY"
@@ -92,42 +84,14 @@ async def _category(session: AsyncSession, category_id: int, field: str = "id") 
     return category
 
 
-async def _group_name_taken(session: AsyncSession, name: str, except_id: int | None) -> bool:
-    stmt = select(group_t.c.id).where(func.lower(group_t.c.name) == name.lower())
-    if except_id is not None:
-        stmt = stmt.where(group_t.c.id != except_id)
-    return (await session.execute(stmt)).first() is not None
-
-
-async def _category_name_taken(
-    session: AsyncSession, group_id: int, name: str, except_id: int | None
-) -> bool:
-    stmt = select(category_t.c.id).where(
-        category_t.c.group_id == group_id,
-        func.lower(category_t.c.name) == name.lower(),
-    )
-    if except_id is not None:
-        stmt = stmt.where(category_t.c.id != except_id)
-    return (await session.execute(stmt)).first() is not None
-
-
-async def _renumber(
-    session: AsyncSession,
-    table: Table,
-    ids: Sequence[int],
-    existing: set[int | None],
-    what: str,
-) -> None:
-    # Positions follow ``ids``, which must name each of ``existing`` exactly once.
+def _check_permutation(ids: Sequence[int], existing: set[int | None], what: str) -> None:
+    # A new order must name each of ``existing`` exactly once.
     if len(ids) != len(set(ids)) or set(ids) != existing:
         raise InvalidInput.single("ids", f"must name {what} exactly once", "NOT_A_PERMUTATION")
-    for position, row_id in enumerate(ids):
-        await session.execute(update(table).where(table.c.id == row_id).values(position=position))
 
 
 async def _apps_of_groups(session: AsyncSession, group_ids: Sequence[int]) -> list[int]:
-    stmt = select(category_t.c.id).where(category_t.c.group_id.in_(list(group_ids)))
-    categories = list((await session.execute(stmt)).scalars().all())
+    categories = await store.category_ids_of_groups(session, group_ids=group_ids)
     return await catalogue.app_ids_in_categories(session, categories)
 
 
@@ -168,14 +132,10 @@ async def create_group(*, db: Database, principal: Principal, name: str) -> AppG
     _require_platform_admin(principal)
     text = clean_name(name)
     async with db.write() as session:
-        if await _group_name_taken(session, text, None):
+        if await store.group_name_taken(session, name=text, except_id=None):
             raise _name_taken("group")
-        last = (
-            await session.execute(select(func.coalesce(func.max(group_t.c.position), -1)))
-        ).scalar_one()
-        group = AppGroup(name=text, position=last + 1)
-        session.add(group)
-        await session.flush()
+        position = await store.next_group_position(session)
+        group = await store.add_group(session, name=text, position=position)
         _record(session, principal, audit.GROUP_CREATE, group.id, None, group)
     return group
 
@@ -188,7 +148,7 @@ async def rename_group(
     text = clean_name(name)
     async with db.write() as session:
         group = await _group(session, group_id)
-        if await _group_name_taken(session, text, group_id):
+        if await store.group_name_taken(session, name=text, except_id=group_id):
             raise _name_taken("group")
         before = audit.group_snapshot(group)
         group.name = text
@@ -219,7 +179,8 @@ async def reorder_groups(
         tree = await catalogue.list_groups(session)
         existing = {g.id for g, _ in tree}
         before = {"order": [g.id for g, _ in tree]}
-        await _renumber(session, group_t, group_ids, existing, "every group")
+        _check_permutation(group_ids, existing, "every group")
+        await store.set_group_positions(session, group_ids=group_ids)
         audit.record(
             session,
             actor=principal,
@@ -261,32 +222,26 @@ async def delete_group(
             target = await _group(session, move_categories_to, "moveCategoriesTo")
             if target.id == group_id:
                 raise InvalidInput.single("moveCategoriesTo", "must be another group", "SAME_GROUP")
-            start = (
-                await session.execute(
-                    select(func.coalesce(func.max(category_t.c.position), -1)).where(
-                        category_t.c.group_id == target.id
-                    )
-                )
-            ).scalar_one() + 1
-            for offset, category in enumerate(categories):
-                if await _category_name_taken(session, move_categories_to, category.name, None):
+            start = await store.next_category_position(session, group_id=move_categories_to)
+            for category in categories:
+                if await store.category_name_taken(
+                    session, group_id=move_categories_to, name=category.name, except_id=None
+                ):
                     raise InvalidInput.single(
                         "moveCategoriesTo",
                         f"group {move_categories_to} already has a category named {category.name}",
                         "NAME_TAKEN",
                     )
-                category.group_id = move_categories_to
-                category.position = start + offset
-            await session.flush()
+            await store.move_categories(
+                session, categories=categories, group_id=move_categories_to, start=start
+            )
         elif holds_apps:
             raise InvalidInput.single(
                 "moveCategoriesTo",
                 "the group's categories hold apps: name a group to move them to",
                 "GROUP_NOT_EMPTY",
             )
-        else:
-            await session.execute(delete(category_t).where(category_t.c.group_id == group_id))
-        await session.execute(delete(group_t).where(group_t.c.id == group_id))
+        await store.delete_group(session, group_id=group_id)
         _record(session, principal, audit.GROUP_DELETE, group_id, before, None)
     await publish_change(broker, apps)
 
@@ -299,18 +254,12 @@ async def create_category(
     text = clean_name(name)
     async with db.write() as session:
         await _group(session, group_id, "groupId")
-        if await _category_name_taken(session, group_id, text, None):
+        if await store.category_name_taken(session, group_id=group_id, name=text, except_id=None):
             raise _name_taken("category of this group")
-        last = (
-            await session.execute(
-                select(func.coalesce(func.max(category_t.c.position), -1)).where(
-                    category_t.c.group_id == group_id
-                )
-            )
-        ).scalar_one()
-        category = AppCategory(group_id=group_id, name=text, position=last + 1)
-        session.add(category)
-        await session.flush()
+        position = await store.next_category_position(session, group_id=group_id)
+        category = await store.add_category(
+            session, group_id=group_id, name=text, position=position
+        )
         _record(session, principal, audit.CATEGORY_CREATE, category.id, None, category)
     return category
 
@@ -323,7 +272,9 @@ async def rename_category(
     text = clean_name(name)
     async with db.write() as session:
         category = await _category(session, category_id)
-        if await _category_name_taken(session, category.group_id, text, category_id):
+        if await store.category_name_taken(
+            session, group_id=category.group_id, name=text, except_id=category_id
+        ):
             raise _name_taken("category of this group")
         before = audit.category_snapshot(category)
         category.name = text
@@ -349,7 +300,8 @@ async def reorder_categories(
             c for g, cs in await catalogue.list_groups(session) if g.id == group_id for c in cs
         ]
         existing = {c.id for c in current}
-        await _renumber(session, category_t, category_ids, existing, "every category of the group")
+        _check_permutation(category_ids, existing, "every category of the group")
+        await store.set_category_positions(session, category_ids=category_ids)
         audit.record(
             session,
             actor=principal,
@@ -390,27 +342,14 @@ async def delete_category(
             if move_apps_to == category_id:
                 raise InvalidInput.single("moveAppsTo", "must be another category", "SAME_CATEGORY")
             start = await catalogue.next_app_position(session, move_apps_to)
-            apps = (
-                (
-                    await session.execute(
-                        select(App)
-                        .where(app_t.c.category_id == category_id)
-                        .order_by(app_t.c.position, app_t.c.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for offset, app in enumerate(apps):
-                app.category_id = move_apps_to
-                app.position = start + offset
-            await session.flush()
+            apps = await catalogue.apps_in_category(session, category_id)
+            await catalogue.move_apps(session, apps=apps, category_id=move_apps_to, start=start)
         elif holds_apps:
             raise InvalidInput.single(
                 "moveAppsTo",
                 "the category holds apps: name a category to move them to",
                 "CATEGORY_NOT_EMPTY",
             )
-        await session.execute(delete(category_t).where(category_t.c.id == category_id))
+        await store.delete_category(session, category_id=category_id)
         _record(session, principal, audit.CATEGORY_DELETE, category_id, before, None)
     await publish_change(broker, moved)

@@ -17,20 +17,20 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.errors import WorkbenchError
 from resolvers.identity import Principal
+from storage import catalogue
+from storage import sso_tickets as store
 from storage.db import Database
-from storage.models import MAX_ROW_ID, App, SsoTicket, utcnow
+from storage.models import MAX_ROW_ID, utcnow
 
 logger = logging.getLogger("workbench.sso")
 
 DEFAULT_TICKET_TTL_S = 300
 TICKET_BYTES = 32
 _TICKET = re.compile(r"[A-Za-z0-9_-]{43}")
-ticket_t = SsoTicket.__table__  # type: ignore[attr-defined]
 
 
 class InvalidTicket(WorkbenchError):
@@ -61,15 +61,14 @@ def issue_ticket(
     """Add a fresh ticket for ``principal`` and app ``app_id`` to ``session``'s transaction;
     returns the ticket in clear (it exists nowhere else)."""
     ticket = secrets.token_urlsafe(TICKET_BYTES)
-    session.add(
-        SsoTicket(
-            ticket_hash=_hash(ticket),
-            app_id=app_id,
-            cid=principal.cid,
-            uid=principal.uid,
-            account=principal.account,
-            expires_at=utcnow() + timedelta(seconds=ttl_seconds),
-        )
+    store.add_ticket(
+        session,
+        ticket_hash=_hash(ticket),
+        app_id=app_id,
+        cid=principal.cid,
+        uid=principal.uid,
+        account=principal.account,
+        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
     )
     return ticket
 
@@ -88,25 +87,17 @@ async def verify_ticket(*, db: Database, app_id: int, ticket: str) -> TicketUser
     digest = _hash(ticket)
     now = utcnow()
     async with db.write() as session:
-        app = await session.get(App, app_id)
+        app = await catalogue.get_app(session, app_id)
         if app is None or not app.enabled:
             logger.info("ticket refused for app %s: no such enabled app", app_id)
             raise InvalidTicket()
-        found = (
-            await session.execute(
-                delete(ticket_t)
-                .where(ticket_t.c.ticket_hash == digest, ticket_t.c.app_id == app_id)
-                .returning(
-                    ticket_t.c.cid, ticket_t.c.uid, ticket_t.c.account, ticket_t.c.expires_at
-                )
-            )
-        ).first()
+        found = await store.use_ticket(session, ticket_hash=digest, app_id=app_id)
         if found is not None:
-            await session.execute(delete(ticket_t).where(ticket_t.c.expires_at < now))
+            await store.delete_expired_tickets(session, now=now)
     if found is None:
         logger.info("ticket refused for app %s: unknown, used, or another app's", app_id)
         raise InvalidTicket()
-    cid, uid, account, expires_at = found
+    cid, uid, account, expires_at = found.cid, found.uid, found.account, found.expires_at
     if expires_at.tzinfo is None:  # SQLite keeps no zone; stored values are UTC
         expires_at = expires_at.replace(tzinfo=now.tzinfo)
     if expires_at <= now:

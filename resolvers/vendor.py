@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers import audit
@@ -37,16 +35,9 @@ from resolvers.notices import apply_notice
 from resolvers.sealing import SealBroken, SecretSealer
 from resolvers.tokens import TokenCodec
 from storage import badges as store
-from storage import catalogue
+from storage import catalogue, idempotency, legacy_signatures, vendor_badge_versions
 from storage.db import Database
-from storage.models import (
-    MAX_ROW_ID,
-    App,
-    IdempotencyRecord,
-    LegacySignature,
-    VendorBadgeVersion,
-    utcnow,
-)
+from storage.models import MAX_ROW_ID, App, utcnow
 
 logger = logging.getLogger("workbench.vendor")
 
@@ -55,9 +46,6 @@ SIGN_WINDOW_S = 300
 MAX_IDEMPOTENCY_KEY = 128
 _VERSION = re.compile(r"[0-9]{1,19}")
 _SIGN = re.compile(r"[0-9a-fA-F]{64}")
-idempotency_t = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-version_t = VendorBadgeVersion.__table__  # type: ignore[attr-defined]
-signature_t = LegacySignature.__table__  # type: ignore[attr-defined]
 
 
 class AccessRefused(WorkbenchError):
@@ -196,10 +184,6 @@ class VendorNoticeOutcome:
     replayed: bool
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def vendor_push_notice(
     *,
     db: Database,
@@ -241,11 +225,7 @@ async def vendor_push_notice(
         ]
         if key is not None:
             encoded = json.dumps([[r.cid, r.uid, r.applied, r.reason] for r in results])
-            await session.execute(
-                idempotency_t.update()
-                .where(idempotency_t.c.app_id == app_id, idempotency_t.c.key == key)
-                .values(result=encoded)
-            )
+            await idempotency.store_result(session, app_id=app_id, key=key, result=encoded)
     await broker.publish(messages)
     return VendorNoticeOutcome(results=results, replayed=False)
 
@@ -255,30 +235,12 @@ async def _claim_key(
 ) -> list[RecipientResult] | None:
     # Insert the key (empty result for now); if it exists and is fresh, its results.
     now = utcnow()
-    await session.execute(
-        delete(idempotency_t).where(
-            idempotency_t.c.app_id == app_id,
-            idempotency_t.c.key == key,
-            idempotency_t.c.created_at < now - IDEMPOTENCY_WINDOW,
-        )
+    stored = await idempotency.claim_key(
+        session, app_id=app_id, key=key, now=now, fresh_after=now - IDEMPOTENCY_WINDOW
     )
-    inserted = (
-        await session.execute(
-            _insert(session)(idempotency_t)
-            .values(app_id=app_id, key=key, result="[]", created_at=now)
-            .on_conflict_do_nothing(index_elements=["app_id", "key"])
-            .returning(idempotency_t.c.key)
-        )
-    ).first()
-    if inserted is not None:
+    if stored is None:
         return None
-    stmt = select(idempotency_t.c.result).where(
-        idempotency_t.c.app_id == app_id, idempotency_t.c.key == key
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()  # waits for a concurrent first call to commit
-    result = (await session.execute(stmt)).scalar_one()
-    return [RecipientResult(c, u, a, r) for c, u, a, r in json.loads(result)]
+    return [RecipientResult(c, u, a, r) for c, u, a, r in json.loads(stored)]
 
 
 # --- absolute badges --------------------------------------------------------------------------
@@ -331,25 +293,12 @@ async def set_app_badge(
             raise InvalidInput.single(
                 "user.cid", "this enterprise is outside the app's audience", "NOT_IN_AUDIENCE"
             )
-        await session.execute(
-            _insert(session)(version_t)
-            .values(app_id=app_id, cid=cid, uid=uid, version=-1)
-            .on_conflict_do_nothing(index_elements=["app_id", "cid", "uid"])
-        )
-        row = (
-            await session.execute(
-                select(version_t.c.version)
-                .where(version_t.c.app_id == app_id, version_t.c.cid == cid, version_t.c.uid == uid)
-                .with_for_update()
-            )
-        ).scalar_one()
+        row = await vendor_badge_versions.lock_version(session, app_id=app_id, cid=cid, uid=uid)
         if version <= row:
             current = (await store.read_unread(session, cid=cid, uid=uid)).get(app_id, 0)
             raise StaleVersion(row, current, cid=cid, uid=uid)
-        await session.execute(
-            version_t.update()
-            .where(version_t.c.app_id == app_id, version_t.c.cid == cid, version_t.c.uid == uid)
-            .values(version=version)
+        await vendor_badge_versions.set_version(
+            session, app_id=app_id, cid=cid, uid=uid, version=version
         )
         changed = await store.set_unread(session, cid=cid, uid=uid, app_id=app_id, unread=unread)
     if changed is not None:
@@ -422,18 +371,12 @@ async def check_legacy_access(
         raise AccessRefused("sign does not match")
     assert app.id is not None
     async with db.write() as session:
-        await session.execute(delete(signature_t).where(signature_t.c.expires_at < now))
-        fresh = (
-            await session.execute(
-                _insert(session)(signature_t)
-                .values(
-                    app_id=app.id,
-                    sign=sign,
-                    expires_at=now + timedelta(seconds=2 * SIGN_WINDOW_S),
-                )
-                .on_conflict_do_nothing(index_elements=["app_id", "sign"])
-                .returning(signature_t.c.sign)
-            )
-        ).first()
-    if fresh is None:
+        fresh = await legacy_signatures.record_signature(
+            session,
+            app_id=app.id,
+            sign=sign,
+            now=now,
+            expires_at=now + timedelta(seconds=2 * SIGN_WINDOW_S),
+        )
+    if not fresh:
         raise AccessRefused("this sign was already used (replay)")

@@ -14,23 +14,20 @@ wrote, for publishing after commit. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, case, cast, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, case, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AppBadge, UserBadgeState
+from storage import tables as t
+from storage.dialect import least, upsert_insert
 
 # Unread counts are 32-bit columns.
 MAX_COUNT = 2**31 - 1
 # Rows per multi-row statement: 4 bind parameters each stays far below the 32,766 limit of
 # SQLite and asyncpg.
-
-badge_table = AppBadge.__table__  # type: ignore[attr-defined]
-state_table = UserBadgeState.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +38,6 @@ class UserState:
     uid: int
     unseen: int
     version: int
-
-
-def _insert(session: AsyncSession) -> Callable[[Table], Any]:
-    # Both dialects' INSERT support ON CONFLICT DO UPDATE ... RETURNING with the same API.
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
 
 
 async def add_notices(
@@ -63,28 +53,30 @@ async def add_notices(
     writers on PostgreSQL lock them in one order. Returns the users' new states and the
     badges' new counts.
     """
-    insert = _insert(session)
     per_user: dict[tuple[int, int], int] = {}
     for (cid, uid, _app_id), n in counts.items():
         per_user[(cid, uid)] = per_user.get((cid, uid), 0) + n
     # One statement each, executed with a list of rows: SQLAlchemy's "insertmanyvalues" sends
     # them as multi-row VALUES pages from one cached compilation, instead of compiling a new
     # statement for every row count.
-    state_stmt = insert(state_table)
-    added = state_stmt.excluded.unseen_count
-    state_stmt = state_stmt.on_conflict_do_update(
+    state_insert = upsert_insert(session, t.user_badge_state)
+    added = state_insert.excluded.unseen_count
+    state_stmt = state_insert.on_conflict_do_update(
         index_elements=["cid", "uid"],
         set_={
             # unseen + added, capped; compared as unseen >= MAX - added so that the sum is
             # never computed when it would overflow PostgreSQL's integer.
             "unseen_count": case(
-                (state_table.c.unseen_count >= MAX_COUNT - added, MAX_COUNT),
-                else_=state_table.c.unseen_count + added,
+                (t.user_badge_state.c.unseen_count >= MAX_COUNT - added, MAX_COUNT),
+                else_=t.user_badge_state.c.unseen_count + added,
             ),
-            "version": state_table.c.version + state_stmt.excluded.version,
+            "version": t.user_badge_state.c.version + state_insert.excluded.version,
         },
     ).returning(
-        state_table.c.cid, state_table.c.uid, state_table.c.unseen_count, state_table.c.version
+        t.user_badge_state.c.cid,
+        t.user_badge_state.c.uid,
+        t.user_badge_state.c.unseen_count,
+        t.user_badge_state.c.version,
     )
     state_rows = [
         {"cid": c, "uid": u, "unseen_count": n, "version": n}
@@ -94,17 +86,17 @@ async def add_notices(
         (cid, uid): UserState(cid, uid, unseen, version)
         for cid, uid, unseen, version in (await session.execute(state_stmt, state_rows)).all()
     }
-    badge_stmt = insert(badge_table)
-    added = badge_stmt.excluded.unread
-    badge_stmt = badge_stmt.on_conflict_do_update(
+    badge_insert = upsert_insert(session, t.app_badge)
+    added = badge_insert.excluded.unread
+    badge_stmt = badge_insert.on_conflict_do_update(
         index_elements=["cid", "uid", "app_id"],
         set_={
             "unread": case(
-                (badge_table.c.unread >= MAX_COUNT - added, MAX_COUNT),
-                else_=badge_table.c.unread + added,
+                (t.app_badge.c.unread >= MAX_COUNT - added, MAX_COUNT),
+                else_=t.app_badge.c.unread + added,
             )
         },
-    ).returning(badge_table.c.cid, badge_table.c.uid, badge_table.c.app_id, badge_table.c.unread)
+    ).returning(t.app_badge.c.cid, t.app_badge.c.uid, t.app_badge.c.app_id, t.app_badge.c.unread)
     badge_rows = [
         {"cid": c, "uid": u, "app_id": a, "unread": n} for (c, u, a), n in sorted(counts.items())
     ]
@@ -118,8 +110,8 @@ async def add_notices(
 async def lock_state(session: AsyncSession, *, cid: int, uid: int) -> UserState | None:
     """Lock and return the user's state row; ``None`` when the user has never had a badge."""
     stmt = (
-        select(state_table.c.unseen_count, state_table.c.version)
-        .where(state_table.c.cid == cid, state_table.c.uid == uid)
+        select(t.user_badge_state.c.unseen_count, t.user_badge_state.c.version)
+        .where(t.user_badge_state.c.cid == cid, t.user_badge_state.c.uid == uid)
         .with_for_update()
     )
     row = (await session.execute(stmt)).first()
@@ -145,38 +137,38 @@ async def decrease_unread(
     if state is None:
         return None
     new_unread = (
-        0 if by is None else case((badge_table.c.unread > by, badge_table.c.unread - by), else_=0)
+        0 if by is None else case((t.app_badge.c.unread > by, t.app_badge.c.unread - by), else_=0)
     )
     stmt = (
-        update(badge_table)
+        update(t.app_badge)
         .where(
-            badge_table.c.cid == cid,
-            badge_table.c.uid == uid,
-            badge_table.c.app_id == app_id,
-            badge_table.c.unread > 0,
+            t.app_badge.c.cid == cid,
+            t.app_badge.c.uid == uid,
+            t.app_badge.c.app_id == app_id,
+            t.app_badge.c.unread > 0,
         )
         .values(unread=new_unread)
-        .returning(badge_table.c.unread)
+        .returning(t.app_badge.c.unread)
     )
     unread = (await session.execute(stmt)).scalar_one_or_none()
     if unread is None:
         return None
     total = (
-        select(func.coalesce(func.sum(badge_table.c.unread), 0))
-        .where(badge_table.c.cid == cid, badge_table.c.uid == uid)
+        select(func.coalesce(func.sum(t.app_badge.c.unread), 0))
+        .where(t.app_badge.c.cid == cid, t.app_badge.c.uid == uid)
         .scalar_subquery()
     )
     state_stmt = (
-        update(state_table)
-        .where(state_table.c.cid == cid, state_table.c.uid == uid)
+        update(t.user_badge_state)
+        .where(t.user_badge_state.c.cid == cid, t.user_badge_state.c.uid == uid)
         .values(
             unseen_count=case(
-                (state_table.c.unseen_count > total, total),
-                else_=state_table.c.unseen_count,
+                (t.user_badge_state.c.unseen_count > total, total),
+                else_=t.user_badge_state.c.unseen_count,
             ),
-            version=state_table.c.version + 1,
+            version=t.user_badge_state.c.version + 1,
         )
-        .returning(state_table.c.unseen_count, state_table.c.version)
+        .returning(t.user_badge_state.c.unseen_count, t.user_badge_state.c.version)
     )
     row = (await session.execute(state_stmt)).one()
     return UserState(cid, uid, row.unseen_count, row.version), unread
@@ -188,10 +180,10 @@ async def clear_unseen(session: AsyncSession, *, cid: int, uid: int) -> UserStat
     if state is None or state.unseen == 0:
         return None
     stmt = (
-        update(state_table)
-        .where(state_table.c.cid == cid, state_table.c.uid == uid)
-        .values(unseen_count=0, version=state_table.c.version + 1)
-        .returning(state_table.c.version)
+        update(t.user_badge_state)
+        .where(t.user_badge_state.c.cid == cid, t.user_badge_state.c.uid == uid)
+        .values(unseen_count=0, version=t.user_badge_state.c.version + 1)
+        .returning(t.user_badge_state.c.version)
     )
     version = (await session.execute(stmt)).scalar_one()
     return UserState(cid, uid, 0, version)
@@ -199,8 +191,8 @@ async def clear_unseen(session: AsyncSession, *, cid: int, uid: int) -> UserStat
 
 async def read_state(session: AsyncSession, *, cid: int, uid: int) -> UserState:
     """The user's current state without locking; zeros at version 0 for a user with none."""
-    stmt = select(state_table.c.unseen_count, state_table.c.version).where(
-        state_table.c.cid == cid, state_table.c.uid == uid
+    stmt = select(t.user_badge_state.c.unseen_count, t.user_badge_state.c.version).where(
+        t.user_badge_state.c.cid == cid, t.user_badge_state.c.uid == uid
     )
     row = (await session.execute(stmt)).first()
     if row is None:
@@ -210,8 +202,8 @@ async def read_state(session: AsyncSession, *, cid: int, uid: int) -> UserState:
 
 async def read_unread(session: AsyncSession, *, cid: int, uid: int) -> dict[int, int]:
     """Every non-zero app badge of the user, as ``{app_id: unread}``."""
-    stmt = select(badge_table.c.app_id, badge_table.c.unread).where(
-        badge_table.c.cid == cid, badge_table.c.uid == uid, badge_table.c.unread > 0
+    stmt = select(t.app_badge.c.app_id, t.app_badge.c.unread).where(
+        t.app_badge.c.cid == cid, t.app_badge.c.uid == uid, t.app_badge.c.unread > 0
     )
     return {app_id: count for app_id, count in (await session.execute(stmt)).all()}
 
@@ -226,9 +218,8 @@ async def set_unread(
     ``version += 1``. Returns the new state, the app's new count and its count before, or
     ``None`` when the count already was ``unread`` (nothing written, version kept).
     """
-    insert = _insert(session)
     await session.execute(
-        insert(state_table)
+        upsert_insert(session, t.user_badge_state)
         .values(cid=cid, uid=uid, unseen_count=0, version=0)
         .on_conflict_do_nothing(index_elements=["cid", "uid"])
     )
@@ -236,38 +227,40 @@ async def set_unread(
     assert state is not None  # just ensured
     before = (
         await session.execute(
-            select(badge_table.c.unread).where(
-                badge_table.c.cid == cid,
-                badge_table.c.uid == uid,
-                badge_table.c.app_id == app_id,
+            select(t.app_badge.c.unread).where(
+                t.app_badge.c.cid == cid,
+                t.app_badge.c.uid == uid,
+                t.app_badge.c.app_id == app_id,
             )
         )
     ).scalar_one_or_none() or 0
     if before == unread:
         return None
     await session.execute(
-        insert(badge_table)
+        upsert_insert(session, t.app_badge)
         .values(cid=cid, uid=uid, app_id=app_id, unread=unread)
         .on_conflict_do_update(index_elements=["cid", "uid", "app_id"], set_={"unread": unread})
     )
     if unread > before:
         # In 64 bits, then capped: the sum of two 32-bit counts may not fit 32 bits.
-        raised = cast(state_table.c.unseen_count, BigInteger) + (unread - before)
-        capped = func.least if session.get_bind().dialect.name == "postgresql" else func.min
-        unseen: Any = capped(raised, MAX_COUNT)
+        raised = cast(t.user_badge_state.c.unseen_count, BigInteger) + (unread - before)
+        unseen: Any = least(session, raised, MAX_COUNT)
     else:
         total = (
-            select(func.coalesce(func.sum(badge_table.c.unread), 0))
-            .where(badge_table.c.cid == cid, badge_table.c.uid == uid)
+            select(func.coalesce(func.sum(t.app_badge.c.unread), 0))
+            .where(t.app_badge.c.cid == cid, t.app_badge.c.uid == uid)
             .scalar_subquery()
         )
-        unseen = case((state_table.c.unseen_count > total, total), else_=state_table.c.unseen_count)
+        unseen = case(
+            (t.user_badge_state.c.unseen_count > total, total),
+            else_=t.user_badge_state.c.unseen_count,
+        )
     row = (
         await session.execute(
-            update(state_table)
-            .where(state_table.c.cid == cid, state_table.c.uid == uid)
-            .values(unseen_count=unseen, version=state_table.c.version + 1)
-            .returning(state_table.c.unseen_count, state_table.c.version)
+            update(t.user_badge_state)
+            .where(t.user_badge_state.c.cid == cid, t.user_badge_state.c.uid == uid)
+            .values(unseen_count=unseen, version=t.user_badge_state.c.version + 1)
+            .returning(t.user_badge_state.c.unseen_count, t.user_badge_state.c.version)
         )
     ).one()
     return UserState(cid, uid, row.unseen_count, row.version), unread, before

@@ -7,38 +7,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, not_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import tables as t
+from storage.dialect import upsert_insert
 from storage.models import (
     MAX_ROW_ID,
     App,
     AppAudience,
-    AppBadge,
     AppCategory,
     AppGroup,
     AppPlatform,
-    AppRemoval,
     AudienceMode,
     Platform,
     utcnow,
 )
 
-app_t = App.__table__  # type: ignore[attr-defined]
-platform_t = AppPlatform.__table__  # type: ignore[attr-defined]
-audience_t = AppAudience.__table__  # type: ignore[attr-defined]
-removal_t = AppRemoval.__table__  # type: ignore[attr-defined]
-badge_t = AppBadge.__table__  # type: ignore[attr-defined]
-group_t = AppGroup.__table__  # type: ignore[attr-defined]
-category_t = AppCategory.__table__  # type: ignore[attr-defined]
-
 
 def audience_admits(cid: int) -> ColumnElement[bool]:
     """SQL: the app's audience admits enterprise ``cid`` (ALL minus hidden, or SELECTED)."""
-    listed = exists().where(audience_t.c.app_id == app_t.c.id, audience_t.c.cid == cid)
+    listed = exists().where(t.app_audience.c.app_id == t.app.c.id, t.app_audience.c.cid == cid)
     return or_(
-        and_(app_t.c.audience_mode == AudienceMode.ALL.value, not_(listed)),
-        and_(app_t.c.audience_mode == AudienceMode.SELECTED.value, listed),
+        and_(t.app.c.audience_mode == AudienceMode.ALL.value, not_(listed)),
+        and_(t.app.c.audience_mode == AudienceMode.SELECTED.value, listed),
     )
 
 
@@ -48,19 +39,19 @@ def visible_to(cid: int, uid: int, platform: Platform | None) -> ColumnElement[b
     ``platform=None`` means "on at least one platform". A removal counts only while the app is
     user-removable.
     """
-    on_platform = exists().where(platform_t.c.app_id == app_t.c.id)
+    on_platform = exists().where(t.app_platform.c.app_id == t.app.c.id)
     if platform is not None:
         on_platform = exists().where(
-            platform_t.c.app_id == app_t.c.id, platform_t.c.platform == platform.value
+            t.app_platform.c.app_id == t.app.c.id, t.app_platform.c.platform == platform.value
         )
     removed = exists().where(
-        removal_t.c.app_id == app_t.c.id, removal_t.c.cid == cid, removal_t.c.uid == uid
+        t.app_removal.c.app_id == t.app.c.id, t.app_removal.c.cid == cid, t.app_removal.c.uid == uid
     )
     return and_(
-        app_t.c.enabled.is_(True),
+        t.app.c.enabled.is_(True),
         on_platform,
         audience_admits(cid),
-        not_(and_(app_t.c.user_removable.is_(True), removed)),
+        not_(and_(t.app.c.user_removable.is_(True), removed)),
     )
 
 
@@ -83,30 +74,30 @@ def workbench_statement(*, cid: int, uid: int, platform: Platform | None) -> Sel
     return (
         select(
             App,
-            group_t.c.id.label("group_id"),
-            group_t.c.name.label("group_name"),
-            category_t.c.id.label("category_id"),
-            category_t.c.name.label("category_name"),
-            func.coalesce(badge_t.c.unread, 0).label("unread"),
+            t.app_group.c.id.label("group_id"),
+            t.app_group.c.name.label("group_name"),
+            t.app_category.c.id.label("category_id"),
+            t.app_category.c.name.label("category_name"),
+            func.coalesce(t.app_badge.c.unread, 0).label("unread"),
         )
-        .join(category_t, category_t.c.id == app_t.c.category_id)
-        .join(group_t, group_t.c.id == category_t.c.group_id)
+        .join(t.app_category, t.app_category.c.id == t.app.c.category_id)
+        .join(t.app_group, t.app_group.c.id == t.app_category.c.group_id)
         .outerjoin(
-            badge_t,
+            t.app_badge,
             and_(
-                badge_t.c.app_id == app_t.c.id,
-                badge_t.c.cid == cid,
-                badge_t.c.uid == uid,
+                t.app_badge.c.app_id == t.app.c.id,
+                t.app_badge.c.cid == cid,
+                t.app_badge.c.uid == uid,
             ),
         )
         .where(visible_to(cid, uid, platform))
         .order_by(
-            group_t.c.position,
-            group_t.c.id,
-            category_t.c.position,
-            category_t.c.id,
-            app_t.c.position,
-            app_t.c.id,
+            t.app_group.c.position,
+            t.app_group.c.id,
+            t.app_category.c.position,
+            t.app_category.c.id,
+            t.app.c.position,
+            t.app.c.id,
         )
     )
 
@@ -133,7 +124,7 @@ async def visible_app_ids(
     session: AsyncSession, *, cid: int, uid: int, platform: Platform | None
 ) -> set[int]:
     """Ids of the apps on the user's workbench for ``platform`` (``None``: any platform)."""
-    stmt = select(app_t.c.id).where(visible_to(cid, uid, platform))
+    stmt = select(t.app.c.id).where(visible_to(cid, uid, platform))
     return set((await session.execute(stmt)).scalars().all())
 
 
@@ -143,13 +134,13 @@ async def is_visible(
     """Whether app ``app_id`` is on the user's workbench for ``platform`` (``None``: any)."""
     if app_id > MAX_ROW_ID:
         return False
-    stmt = select(app_t.c.id).where(app_t.c.id == app_id, visible_to(cid, uid, platform))
+    stmt = select(t.app.c.id).where(t.app.c.id == app_id, visible_to(cid, uid, platform))
     return (await session.execute(stmt)).first() is not None
 
 
 async def max_app_id(session: AsyncSession) -> int:
     """The highest app id ever assigned that still exists, 0 for an empty catalogue."""
-    found = (await session.execute(select(func.coalesce(func.max(app_t.c.id), 0)))).scalar_one()
+    found = (await session.execute(select(func.coalesce(func.max(t.app.c.id), 0)))).scalar_one()
     return int(found)
 
 
@@ -162,13 +153,13 @@ async def get_app(session: AsyncSession, app_id: int) -> App | None:
 
 async def app_id_for_key(session: AsyncSession, app_key: str) -> int | None:
     """The id of the enabled app whose app key is ``app_key``, or ``None``."""
-    stmt = select(app_t.c.id).where(app_t.c.app_key == app_key, app_t.c.enabled.is_(True))
+    stmt = select(t.app.c.id).where(t.app.c.app_key == app_key, t.app.c.enabled.is_(True))
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def identifier_taken(session: AsyncSession, identifier: str) -> bool:
     """Whether an app already uses ``identifier``, compared case-insensitively (SPEC §2)."""
-    stmt = select(app_t.c.id).where(app_t.c.identifier_key == identifier.lower())
+    stmt = select(t.app.c.id).where(t.app.c.identifier_key == identifier.lower())
     return (await session.execute(stmt)).first() is not None
 
 
@@ -182,8 +173,8 @@ async def admitted_enterprises(
     app = await session.get(App, app_id)
     if app is None:
         return set()
-    stmt = select(audience_t.c.cid).where(
-        audience_t.c.app_id == app_id, audience_t.c.cid.in_(wanted)
+    stmt = select(t.app_audience.c.cid).where(
+        t.app_audience.c.app_id == app_id, t.app_audience.c.cid.in_(wanted)
     )
     listed = set((await session.execute(stmt)).scalars().all())
     if app.audience_mode == AudienceMode.ALL.value:
@@ -212,15 +203,15 @@ async def notice_targets(
         return {}
     apps = (
         await session.execute(
-            select(app_t.c.id, app_t.c.name, app_t.c.audience_mode).where(
-                app_t.c.id.in_(wanted_apps), app_t.c.enabled.is_(True)
+            select(t.app.c.id, t.app.c.name, t.app.c.audience_mode).where(
+                t.app.c.id.in_(wanted_apps), t.app.c.enabled.is_(True)
             )
         )
     ).all()
     listed: dict[int, set[int]] = {row.id: set() for row in apps}
     if apps and wanted_cids:
-        stmt = select(audience_t.c.app_id, audience_t.c.cid).where(
-            audience_t.c.app_id.in_(list(listed)), audience_t.c.cid.in_(wanted_cids)
+        stmt = select(t.app_audience.c.app_id, t.app_audience.c.cid).where(
+            t.app_audience.c.app_id.in_(list(listed)), t.app_audience.c.cid.in_(wanted_cids)
         )
         for app_id, cid in (await session.execute(stmt)).all():
             listed[app_id].add(cid)
@@ -245,7 +236,7 @@ async def platform_settings(
     found: dict[int, dict[Platform, AppPlatform]] = {app_id: {} for app_id in app_ids}
     if not app_ids:
         return found
-    stmt = select(AppPlatform).where(platform_t.c.app_id.in_(list(app_ids)))
+    stmt = select(AppPlatform).where(t.app_platform.c.app_id.in_(list(app_ids)))
     for row in (await session.execute(stmt)).scalars().all():
         found[row.app_id][Platform(row.platform)] = row
     return found
@@ -257,9 +248,9 @@ async def audience_ids(session: AsyncSession, app_ids: Sequence[int]) -> dict[in
     if not app_ids:
         return found
     stmt = (
-        select(audience_t.c.app_id, audience_t.c.cid)
-        .where(audience_t.c.app_id.in_(list(app_ids)))
-        .order_by(audience_t.c.app_id, audience_t.c.cid)
+        select(t.app_audience.c.app_id, t.app_audience.c.cid)
+        .where(t.app_audience.c.app_id.in_(list(app_ids)))
+        .order_by(t.app_audience.c.app_id, t.app_audience.c.cid)
     )
     for app_id, cid in (await session.execute(stmt)).all():
         found[app_id].append(cid)
@@ -272,8 +263,10 @@ async def category_with_group(
     """The category and its group, or ``None`` when the category does not exist."""
     if category_id > MAX_ROW_ID:
         return None
-    stmt = select(AppCategory, AppGroup).join(AppGroup, group_t.c.id == category_t.c.group_id)
-    row = (await session.execute(stmt.where(category_t.c.id == category_id))).first()
+    stmt = select(AppCategory, AppGroup).join(
+        AppGroup, t.app_group.c.id == t.app_category.c.group_id
+    )
+    row = (await session.execute(stmt.where(t.app_category.c.id == category_id))).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -285,8 +278,8 @@ async def categories_with_groups(
         return {}
     stmt = (
         select(AppCategory, AppGroup)
-        .join(AppGroup, group_t.c.id == category_t.c.group_id)
-        .where(category_t.c.id.in_(list(category_ids)))
+        .join(AppGroup, t.app_group.c.id == t.app_category.c.group_id)
+        .where(t.app_category.c.id.in_(list(category_ids)))
     )
     rows = (await session.execute(stmt)).all()
     return {category.id: (category, group) for category, group in rows if category.id is not None}
@@ -294,15 +287,17 @@ async def categories_with_groups(
 
 async def next_app_position(session: AsyncSession, category_id: int) -> int:
     """The position after the last app of a category (new apps go last)."""
-    stmt = select(func.coalesce(func.max(app_t.c.position), -1) + 1).where(
-        app_t.c.category_id == category_id
+    stmt = select(func.coalesce(func.max(t.app.c.position), -1) + 1).where(
+        t.app.c.category_id == category_id
     )
     return int((await session.execute(stmt)).scalar_one())
 
 
 async def ensure_group(session: AsyncSession, *, name: str, position: int) -> int:
     """The id of the group named ``name``, created at ``position`` when absent."""
-    found = (await session.execute(select(group_t.c.id).where(group_t.c.name == name))).scalar()
+    found = (
+        await session.execute(select(t.app_group.c.id).where(t.app_group.c.name == name))
+    ).scalar()
     if found is not None:
         return int(found)
     group = AppGroup(name=name, position=position)
@@ -314,8 +309,8 @@ async def ensure_group(session: AsyncSession, *, name: str, position: int) -> in
 
 async def ensure_category(session: AsyncSession, *, group_id: int, name: str, position: int) -> int:
     """The id of the category ``name`` in group ``group_id``, created when absent."""
-    stmt = select(category_t.c.id).where(
-        category_t.c.group_id == group_id, category_t.c.name == name
+    stmt = select(t.app_category.c.id).where(
+        t.app_category.c.group_id == group_id, t.app_category.c.name == name
     )
     found = (await session.execute(stmt)).scalar()
     if found is not None:
@@ -329,18 +324,17 @@ async def ensure_category(session: AsyncSession, *, group_id: int, name: str, po
 
 async def app_by_identifier(session: AsyncSession, identifier: str) -> App | None:
     """The app whose identifier equals ``identifier`` case-insensitively, or ``None``."""
-    stmt = select(App).where(app_t.c.identifier_key == identifier.lower())
+    stmt = select(App).where(t.app.c.identifier_key == identifier.lower())
     return (await session.execute(stmt)).scalars().first()
 
 
 async def add_removal(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> bool:
     """Record that the user removed ``app_id``; ``False`` when it already was removed."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        insert(removal_t)
+        upsert_insert(session, t.app_removal)
         .values(cid=cid, uid=uid, app_id=app_id, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["cid", "uid", "app_id"])
-        .returning(removal_t.c.app_id)
+        .returning(t.app_removal.c.app_id)
     )
     return (await session.execute(stmt)).first() is not None
 
@@ -348,9 +342,11 @@ async def add_removal(session: AsyncSession, *, cid: int, uid: int, app_id: int)
 async def delete_removal(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> bool:
     """Undo a removal; ``False`` when the app was not removed."""
     stmt = (
-        delete(removal_t)
-        .where(removal_t.c.cid == cid, removal_t.c.uid == uid, removal_t.c.app_id == app_id)
-        .returning(removal_t.c.app_id)
+        delete(t.app_removal)
+        .where(
+            t.app_removal.c.cid == cid, t.app_removal.c.uid == uid, t.app_removal.c.app_id == app_id
+        )
+        .returning(t.app_removal.c.app_id)
     )
     return (await session.execute(stmt)).first() is not None
 
@@ -360,31 +356,31 @@ async def removed_apps(
 ) -> list[App]:
     """Apps the user removed that restoring would bring back (enabled, removable, in the
     audience, on ``platform`` or on any platform), most recently removed first."""
-    on_platform = exists().where(platform_t.c.app_id == app_t.c.id)
+    on_platform = exists().where(t.app_platform.c.app_id == t.app.c.id)
     if platform is not None:
         on_platform = exists().where(
-            platform_t.c.app_id == app_t.c.id, platform_t.c.platform == platform.value
+            t.app_platform.c.app_id == t.app.c.id, t.app_platform.c.platform == platform.value
         )
     stmt = (
         select(App)
-        .join(removal_t, removal_t.c.app_id == app_t.c.id)
+        .join(t.app_removal, t.app_removal.c.app_id == t.app.c.id)
         .where(
-            removal_t.c.cid == cid,
-            removal_t.c.uid == uid,
-            app_t.c.enabled.is_(True),
-            app_t.c.user_removable.is_(True),
+            t.app_removal.c.cid == cid,
+            t.app_removal.c.uid == uid,
+            t.app.c.enabled.is_(True),
+            t.app.c.user_removable.is_(True),
             audience_admits(cid),
             on_platform,
         )
-        .order_by(removal_t.c.created_at.desc(), app_t.c.id)
+        .order_by(t.app_removal.c.created_at.desc(), t.app.c.id)
     )
     return list((await session.execute(stmt)).scalars().all())
 
 
 async def is_removed(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> bool:
     """Whether the user has a removal recorded for ``app_id`` (effective or not)."""
-    stmt = select(removal_t.c.app_id).where(
-        removal_t.c.cid == cid, removal_t.c.uid == uid, removal_t.c.app_id == app_id
+    stmt = select(t.app_removal.c.app_id).where(
+        t.app_removal.c.cid == cid, t.app_removal.c.uid == uid, t.app_removal.c.app_id == app_id
     )
     return (await session.execute(stmt)).first() is not None
 
@@ -392,14 +388,14 @@ async def is_removed(session: AsyncSession, *, cid: int, uid: int, app_id: int) 
 async def list_groups(session: AsyncSession) -> list[tuple[AppGroup, list[AppCategory]]]:
     """Every group with its categories, both in workbench order."""
     groups = (
-        (await session.execute(select(AppGroup).order_by(group_t.c.position, group_t.c.id)))
+        (await session.execute(select(AppGroup).order_by(t.app_group.c.position, t.app_group.c.id)))
         .scalars()
         .all()
     )
     categories = (
         (
             await session.execute(
-                select(AppCategory).order_by(category_t.c.position, category_t.c.id)
+                select(AppCategory).order_by(t.app_category.c.position, t.app_category.c.id)
             )
         )
         .scalars()
@@ -413,14 +409,14 @@ async def list_groups(session: AsyncSession) -> list[tuple[AppGroup, list[AppCat
 
 async def app_counts(session: AsyncSession) -> dict[int, int]:
     """How many apps each category holds: ``{category_id: count}`` (absent: none)."""
-    stmt = select(app_t.c.category_id, func.count()).group_by(app_t.c.category_id)
+    stmt = select(t.app.c.category_id, func.count()).group_by(t.app.c.category_id)
     return {category_id: count for category_id, count in (await session.execute(stmt)).all()}
 
 
 async def apps_in_category(session: AsyncSession, category_id: int) -> list[App]:
     """The category's apps in workbench order (position, then id)."""
     stmt = (
-        select(App).where(app_t.c.category_id == category_id).order_by(app_t.c.position, app_t.c.id)
+        select(App).where(t.app.c.category_id == category_id).order_by(t.app.c.position, t.app.c.id)
     )
     return list((await session.execute(stmt)).scalars().all())
 
@@ -458,17 +454,17 @@ class AppRule:
 async def app_rules(session: AsyncSession, app_ids: Collection[int] | None) -> dict[int, AppRule]:
     """The visibility rule of each given app that exists (``None``: every app)."""
     apps = select(
-        app_t.c.id, app_t.c.enabled, app_t.c.user_removable, app_t.c.audience_mode
-    ).order_by(app_t.c.id)
-    platforms = select(platform_t.c.app_id, platform_t.c.platform)
-    audience = select(audience_t.c.app_id, audience_t.c.cid)
+        t.app.c.id, t.app.c.enabled, t.app.c.user_removable, t.app.c.audience_mode
+    ).order_by(t.app.c.id)
+    platforms = select(t.app_platform.c.app_id, t.app_platform.c.platform)
+    audience = select(t.app_audience.c.app_id, t.app_audience.c.cid)
     if app_ids is not None:
         wanted = [a for a in set(app_ids) if 0 <= a <= MAX_ROW_ID]
         if not wanted:
             return {}
-        apps = apps.where(app_t.c.id.in_(wanted))
-        platforms = platforms.where(platform_t.c.app_id.in_(wanted))
-        audience = audience.where(audience_t.c.app_id.in_(wanted))
+        apps = apps.where(t.app.c.id.in_(wanted))
+        platforms = platforms.where(t.app_platform.c.app_id.in_(wanted))
+        audience = audience.where(t.app_audience.c.app_id.in_(wanted))
     on: dict[int, set[Platform]] = {}
     for app_id, platform in (await session.execute(platforms)).all():
         on.setdefault(app_id, set()).add(Platform(platform))
@@ -490,7 +486,9 @@ async def app_rules(session: AsyncSession, app_ids: Collection[int] | None) -> d
 
 async def removed_app_ids(session: AsyncSession, *, cid: int, uid: int) -> set[int]:
     """Ids of every app the user has a removal recorded for (effective or not)."""
-    stmt = select(removal_t.c.app_id).where(removal_t.c.cid == cid, removal_t.c.uid == uid)
+    stmt = select(t.app_removal.c.app_id).where(
+        t.app_removal.c.cid == cid, t.app_removal.c.uid == uid
+    )
     return set((await session.execute(stmt)).scalars().all())
 
 
@@ -499,7 +497,7 @@ async def app_ids_in_categories(session: AsyncSession, category_ids: Sequence[in
     if not category_ids:
         return []
     stmt = (
-        select(app_t.c.id).where(app_t.c.category_id.in_(list(category_ids))).order_by(app_t.c.id)
+        select(t.app.c.id).where(t.app.c.category_id.in_(list(category_ids))).order_by(t.app.c.id)
     )
     return list((await session.execute(stmt)).scalars().all())
 
@@ -524,21 +522,22 @@ class AppFilter:
 def _app_conditions(where: AppFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if where.owner_cid is not None:
-        conditions.append(app_t.c.owner_cid == where.owner_cid)
+        conditions.append(t.app.c.owner_cid == where.owner_cid)
     if where.platform is not None:
         conditions.append(
             exists().where(
-                platform_t.c.app_id == app_t.c.id, platform_t.c.platform == where.platform.value
+                t.app_platform.c.app_id == t.app.c.id,
+                t.app_platform.c.platform == where.platform.value,
             )
         )
     if where.kind is not None:
-        conditions.append(app_t.c.kind == where.kind)
+        conditions.append(t.app.c.kind == where.kind)
     if where.category_id is not None:
-        conditions.append(app_t.c.category_id == where.category_id)
+        conditions.append(t.app.c.category_id == where.category_id)
     if where.group_id is not None:
         conditions.append(
-            app_t.c.category_id.in_(
-                select(category_t.c.id).where(category_t.c.group_id == where.group_id)
+            t.app.c.category_id.in_(
+                select(t.app_category.c.id).where(t.app_category.c.group_id == where.group_id)
             )
         )
     if where.enterprise_id is not None:
@@ -547,12 +546,12 @@ def _app_conditions(where: AppFilter) -> list[ColumnElement[bool]]:
         term = where.search.lower()
         conditions.append(
             or_(
-                func.lower(app_t.c.name).contains(term, autoescape=True),
-                app_t.c.identifier_key.contains(term, autoescape=True),
+                func.lower(t.app.c.name).contains(term, autoescape=True),
+                t.app.c.identifier_key.contains(term, autoescape=True),
             )
         )
     if where.enabled is not None:
-        conditions.append(app_t.c.enabled.is_(where.enabled))
+        conditions.append(t.app.c.enabled.is_(where.enabled))
     return conditions
 
 
@@ -562,11 +561,80 @@ async def find_apps(
     """Up to ``limit`` apps matching ``where`` with ids above ``after_id``, by id, and the
     number of all matching apps."""
     conditions = _app_conditions(where)
-    stmt = select(App).where(*conditions).order_by(app_t.c.id).limit(limit)
+    stmt = select(App).where(*conditions).order_by(t.app.c.id).limit(limit)
     if after_id is not None:
-        stmt = stmt.where(app_t.c.id > after_id)
+        stmt = stmt.where(t.app.c.id > after_id)
     rows = list((await session.execute(stmt)).scalars().all())
     total = (
-        await session.execute(select(func.count()).select_from(app_t).where(*conditions))
+        await session.execute(select(func.count()).select_from(t.app).where(*conditions))
     ).scalar_one()
     return rows, int(total)
+
+
+async def delete_app(session: AsyncSession, *, app_id: int) -> None:
+    """Delete app ``app_id``; its platforms, audience, badges, removals, tickets, signatures,
+    idempotency records, badge versions and push rows go with it (``ON DELETE CASCADE``). Its
+    uploaded icon stays: ``storage.icons.delete_if_unreferenced`` decides."""
+    await session.execute(delete(t.app).where(t.app.c.id == app_id))
+
+
+async def delete_platforms(session: AsyncSession, *, app_id: int) -> None:
+    """Delete every platform row of app ``app_id`` (before writing its new ones)."""
+    await session.execute(delete(t.app_platform).where(t.app_platform.c.app_id == app_id))
+
+
+async def delete_audience(session: AsyncSession, *, app_id: int) -> None:
+    """Delete every listed enterprise of app ``app_id``'s audience (before writing the new)."""
+    await session.execute(delete(t.app_audience).where(t.app_audience.c.app_id == app_id))
+
+
+async def add_app(session: AsyncSession, *, app: App) -> int:
+    """Insert ``app`` (a new row, ``id`` unset) and return the id the database gave it. Raises
+    ``IntegrityError`` when its app key or identifier is taken (the unique indexes)."""
+    session.add(app)
+    await session.flush()
+    assert app.id is not None
+    return app.id
+
+
+async def add_app_settings(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    platforms: Iterable[AppPlatform],
+    audience: Iterable[int],
+) -> None:
+    """Insert app ``app_id``'s platform rows (their ``app_id`` is set here) and its listed
+    audience enterprises; the app must have none yet (``replace_app_settings`` otherwise)."""
+    for row in platforms:
+        row.app_id = app_id
+        session.add(row)
+    session.add_all(AppAudience(app_id=app_id, cid=cid) for cid in audience)
+    await session.flush()
+
+
+async def replace_app_settings(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    platforms: Iterable[AppPlatform],
+    audience: Iterable[int],
+) -> None:
+    """Replace every platform row and listed audience enterprise of app ``app_id`` with the
+    given ones. Rows of the app loaded in ``session`` must be expunged first: the new rows have
+    the same keys."""
+    await delete_platforms(session, app_id=app_id)
+    await delete_audience(session, app_id=app_id)
+    await add_app_settings(session, app_id=app_id, platforms=platforms, audience=audience)
+
+
+async def move_apps(
+    session: AsyncSession, *, apps: Sequence[App], category_id: int, start: int
+) -> None:
+    """Put ``apps`` (loaded in ``session``) into category ``category_id`` in their order, at
+    positions ``start``, ``start + 1``, ..., and write them now (before statements that depend
+    on it, such as deleting their former category)."""
+    for offset, app in enumerate(apps):
+        app.category_id = category_id
+        app.position = start + offset
+    await session.flush()

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -106,6 +106,13 @@ class Database:
         """A read-only transaction with one consistent snapshot for all its statements."""
         async with self._reader.begin() as session:
             yield session
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1`` in a read transaction: returns when the database answers, raises the
+        driver's or the pool's error (``OSError``, ``sqlalchemy.exc.DBAPIError``,
+        ``sqlalchemy.exc.TimeoutError``, ...) when it does not (the readiness probe)."""
+        async with self.read() as session:
+            await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

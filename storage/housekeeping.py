@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import IdempotencyRecord, LegacySignature, PushOutbox, PushState, SsoTicket
+from storage import tables as t
+from storage.models import PushState
 
 IDEMPOTENCY_KEPT = timedelta(hours=24)
 SENT_KEPT = timedelta(days=7)  # SENT and DROPPED rows: recent history for operators
@@ -29,22 +30,22 @@ class Swept:
 
 async def sweep(session: AsyncSession, now: datetime) -> Swept:
     """Delete what has expired as of ``now``; returns the counts."""
-    ticket_t = SsoTicket.__table__  # type: ignore[attr-defined]
-    signature_t = LegacySignature.__table__  # type: ignore[attr-defined]
-    idempotency_t = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-    outbox_t = PushOutbox.__table__  # type: ignore[attr-defined]
-    tickets = await session.execute(delete(ticket_t).where(ticket_t.c.expires_at < now))
-    signatures = await session.execute(delete(signature_t).where(signature_t.c.expires_at < now))
+    tickets = await session.execute(delete(t.sso_ticket).where(t.sso_ticket.c.expires_at < now))
+    signatures = await session.execute(
+        delete(t.legacy_signature).where(t.legacy_signature.c.expires_at < now)
+    )
     idempotency = await session.execute(
-        delete(idempotency_t).where(idempotency_t.c.created_at < now - IDEMPOTENCY_KEPT)
+        delete(t.idempotency_record).where(
+            t.idempotency_record.c.created_at < now - IDEMPOTENCY_KEPT
+        )
     )
     finished = (PushState.SENT.value, PushState.DROPPED.value)
     outbox = await session.execute(
-        delete(outbox_t).where(
-            (outbox_t.c.state.in_(finished) & (outbox_t.c.finished_at < now - SENT_KEPT))
+        delete(t.push_outbox).where(
+            (t.push_outbox.c.state.in_(finished) & (t.push_outbox.c.finished_at < now - SENT_KEPT))
             | (
-                (outbox_t.c.state == PushState.DEAD.value)
-                & (outbox_t.c.finished_at < now - DEAD_KEPT)
+                (t.push_outbox.c.state == PushState.DEAD.value)
+                & (t.push_outbox.c.finished_at < now - DEAD_KEPT)
             )
         )
     )

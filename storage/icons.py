@@ -16,16 +16,14 @@ import re
 from typing import Protocol
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import App, IconImage, utcnow
+from storage import tables as t
+from storage.dialect import upsert_insert
+from storage.models import IconImage, utcnow
 
 ICON_REF_PREFIX = "sha256:"
 _UPLOADED_REF = re.compile(re.escape(ICON_REF_PREFIX) + r"([0-9a-f]{64})")
-
-icon_t = IconImage.__table__  # type: ignore[attr-defined]
-app_t = App.__table__  # type: ignore[attr-defined]
 
 
 class IconContent(Protocol):
@@ -89,9 +87,8 @@ async def save_icon(session: AsyncSession, icon: IconContent) -> IconImage:
     Raises ``ValueError`` when ``icon.id`` is not an icon id.
     """
     icon_ref(icon.id)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        insert(icon_t)
+        upsert_insert(session, t.icon_image)
         .values(
             id=icon.id,
             media_type=icon.media_type,
@@ -113,7 +110,7 @@ async def get_icon(session: AsyncSession, icon_id: str, *, lock: bool = False) -
     """The icon with id ``icon_id``, or ``None``. ``lock=True`` locks its row until the
     transaction ends (``FOR UPDATE`` on PostgreSQL): do so before making an app refer to an icon
     that is already stored, so that ``delete_if_unreferenced`` cannot remove it meanwhile."""
-    stmt = select(IconImage).where(icon_t.c.id == icon_id)
+    stmt = select(IconImage).where(t.icon_image.c.id == icon_id)
     if lock:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalars().first()
@@ -123,23 +120,25 @@ async def delete_if_unreferenced(session: AsyncSession, ref: str) -> bool:
     """Delete the uploaded icon ``ref`` (an ``app.icon`` value) when no app refers to it any
     more; whether a row was deleted. ``False`` for built-in icon names and unknown icons.
 
-    Call it in a write transaction after changing or deleting the app that held ``ref``. It
-    locks the icon row before looking for references (see the module docstring).
+    Call it in a write transaction after changing or deleting the app that held ``ref``; the
+    session's pending changes are flushed first. It locks the icon row before looking for
+    references (see the module docstring).
     """
     icon_id = uploaded_icon_id(ref)
     if icon_id is None:
         return False
-    locked = select(icon_t.c.id).where(icon_t.c.id == icon_id).with_for_update()
+    await session.flush()  # the session's pending changes of app.icon count as references
+    locked = select(t.icon_image.c.id).where(t.icon_image.c.id == icon_id).with_for_update()
     if (await session.execute(locked)).first() is None:
         return False
-    referenced = select(app_t.c.id).where(app_t.c.icon == ref).limit(1)
+    referenced = select(t.app.c.id).where(t.app.c.icon == ref).limit(1)
     if (await session.execute(referenced)).first() is not None:
         return False
-    stmt = delete(icon_t).where(icon_t.c.id == icon_id).returning(icon_t.c.id)
+    stmt = delete(t.icon_image).where(t.icon_image.c.id == icon_id).returning(t.icon_image.c.id)
     return (await session.execute(stmt)).first() is not None
 
 
 async def all_icons(session: AsyncSession) -> list[IconImage]:
     """Every stored icon, ordered by id (for the catalogue export)."""
-    stmt = select(IconImage).order_by(icon_t.c.id)
+    stmt = select(IconImage).order_by(t.icon_image.c.id)
     return list((await session.execute(stmt)).scalars().all())

@@ -14,24 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import (
-    AppBadge,
-    AppPlatform,
-    Device,
-    Platform,
-    PushOutbox,
-    PushState,
-    utcnow,
-)
+from storage import tables as t
+from storage.dialect import upsert_insert
+from storage.models import Platform, PushOutbox, PushState, utcnow
 
-device_t = Device.__table__  # type: ignore[attr-defined]
-platform_t = AppPlatform.__table__  # type: ignore[attr-defined]
 MOBILE_VALUES = (Platform.ANDROID.value, Platform.IOS.value)
-outbox_t = PushOutbox.__table__  # type: ignore[attr-defined]
-badge_t = AppBadge.__table__  # type: ignore[attr-defined]
 CHUNK_USERS = 500
 
 
@@ -41,16 +30,15 @@ async def register_device(
     """Register (or move to this user and platform) the device with ``push_token``. A token
     that moves to another user (a phone changing hands) takes none of the previous owner's
     unsent pushes with it: they are deleted."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
     await session.execute(
-        delete(outbox_t).where(
-            outbox_t.c.push_token == push_token,
-            outbox_t.c.state == PushState.PENDING.value,
-            (outbox_t.c.cid != cid) | (outbox_t.c.uid != uid),
+        delete(t.push_outbox).where(
+            t.push_outbox.c.push_token == push_token,
+            t.push_outbox.c.state == PushState.PENDING.value,
+            (t.push_outbox.c.cid != cid) | (t.push_outbox.c.uid != uid),
         )
     )
-    stmt = insert(device_t).values(
+    stmt = upsert_insert(session, t.device).values(
         push_token=push_token,
         platform=platform.value,
         cid=cid,
@@ -70,15 +58,16 @@ async def unregister_device(session: AsyncSession, *, push_token: str, cid: int,
     """Forget the user's device with ``push_token`` and its unsent pushes; ``False`` when the
     user has no such device (another user's token is left alone)."""
     stmt = (
-        delete(device_t)
-        .where(device_t.c.push_token == push_token, device_t.c.cid == cid, device_t.c.uid == uid)
-        .returning(device_t.c.push_token)
+        delete(t.device)
+        .where(t.device.c.push_token == push_token, t.device.c.cid == cid, t.device.c.uid == uid)
+        .returning(t.device.c.push_token)
     )
     if (await session.execute(stmt)).first() is None:
         return False
     await session.execute(
-        delete(outbox_t).where(
-            outbox_t.c.push_token == push_token, outbox_t.c.state == PushState.PENDING.value
+        delete(t.push_outbox).where(
+            t.push_outbox.c.push_token == push_token,
+            t.push_outbox.c.state == PushState.PENDING.value,
         )
     )
     return True
@@ -90,16 +79,16 @@ async def devices_of(
     """``(push_token, platform, cid, uid)`` of the given users' mobile devices on the
     platforms app ``app_id`` has settings for (one query per ``CHUNK_USERS`` users)."""
     found: list[tuple[str, Platform, int, int]] = []
-    on_app = select(platform_t.c.platform).where(platform_t.c.app_id == app_id)
-    columns = (device_t.c.push_token, device_t.c.platform, device_t.c.cid, device_t.c.uid)
+    on_app = select(t.app_platform.c.platform).where(t.app_platform.c.app_id == app_id)
+    columns = (t.device.c.push_token, t.device.c.platform, t.device.c.cid, t.device.c.uid)
     for start in range(0, len(users), CHUNK_USERS):
         chunk = list(users[start : start + CHUNK_USERS])
         stmt = select(*columns).where(
-            tuple_(device_t.c.cid, device_t.c.uid).in_(chunk),
-            device_t.c.platform.in_(MOBILE_VALUES),
-            device_t.c.platform.in_(on_app),
+            tuple_(t.device.c.cid, t.device.c.uid).in_(chunk),
+            t.device.c.platform.in_(MOBILE_VALUES),
+            t.device.c.platform.in_(on_app),
         )
-        found += [(t, Platform(p), c, u) for t, p, c, u in (await session.execute(stmt)).all()]
+        found += [(k, Platform(p), c, u) for k, p, c, u in (await session.execute(stmt)).all()]
     return found
 
 
@@ -120,11 +109,11 @@ async def enqueue(
     waiting: set[str] = set()
     tokens = [d[0] for d in devices]
     for start in range(0, len(tokens), CHUNK_USERS):
-        stmt = select(outbox_t.c.push_token).where(
-            outbox_t.c.push_token.in_(tokens[start : start + CHUNK_USERS]),
-            outbox_t.c.app_id == app_id,
-            outbox_t.c.state == PushState.PENDING.value,
-            outbox_t.c.lease_until.is_(None),
+        stmt = select(t.push_outbox.c.push_token).where(
+            t.push_outbox.c.push_token.in_(tokens[start : start + CHUNK_USERS]),
+            t.push_outbox.c.app_id == app_id,
+            t.push_outbox.c.state == PushState.PENDING.value,
+            t.push_outbox.c.lease_until.is_(None),
         )
         waiting.update((await session.execute(stmt)).scalars().all())
     rows = [
@@ -144,18 +133,18 @@ async def enqueue(
         if token not in waiting
     ]
     for start in range(0, len(rows), CHUNK_USERS):
-        await session.execute(outbox_t.insert(), rows[start : start + CHUNK_USERS])
+        await session.execute(t.push_outbox.insert(), rows[start : start + CHUNK_USERS])
     return len(rows)
 
 
 async def has_due(session: AsyncSession, now: datetime) -> bool:
     """Whether any pending row is due and not leased (a cheap read before claiming)."""
     stmt = (
-        select(outbox_t.c.id)
+        select(t.push_outbox.c.id)
         .where(
-            outbox_t.c.state == PushState.PENDING.value,
-            outbox_t.c.next_attempt_at <= now,
-            (outbox_t.c.lease_until.is_(None)) | (outbox_t.c.lease_until < now),
+            t.push_outbox.c.state == PushState.PENDING.value,
+            t.push_outbox.c.next_attempt_at <= now,
+            (t.push_outbox.c.lease_until.is_(None)) | (t.push_outbox.c.lease_until < now),
         )
         .limit(1)
     )
@@ -167,22 +156,22 @@ async def claim_due(
 ) -> list[PushOutbox]:
     """Lease up to ``limit`` due pending rows (oldest first) until ``lease_until``."""
     due = (
-        select(outbox_t.c.id)
+        select(t.push_outbox.c.id)
         .where(
-            outbox_t.c.state == PushState.PENDING.value,
-            outbox_t.c.next_attempt_at <= now,
-            (outbox_t.c.lease_until.is_(None)) | (outbox_t.c.lease_until < now),
+            t.push_outbox.c.state == PushState.PENDING.value,
+            t.push_outbox.c.next_attempt_at <= now,
+            (t.push_outbox.c.lease_until.is_(None)) | (t.push_outbox.c.lease_until < now),
         )
-        .order_by(outbox_t.c.next_attempt_at, outbox_t.c.id)
+        .order_by(t.push_outbox.c.next_attempt_at, t.push_outbox.c.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     stmt = (
-        update(outbox_t)
-        .where(outbox_t.c.id.in_(due.scalar_subquery()))
+        update(t.push_outbox)
+        .where(t.push_outbox.c.id.in_(due.scalar_subquery()))
         .values(lease_until=lease_until)
-        .returning(*outbox_t.c)
+        .returning(*t.push_outbox.c)
     )
     rows = (await session.execute(stmt)).all()
     claimed = [PushOutbox.model_validate(dict(row._mapping)) for row in rows]
@@ -193,9 +182,9 @@ async def claim_due(
 def _leased(row_id: int, lease_until: datetime) -> Any:
     # Only the dispatcher still holding its lease may settle the row.
     return (
-        (outbox_t.c.id == row_id)
-        & (outbox_t.c.state == PushState.PENDING.value)
-        & (outbox_t.c.lease_until == lease_until)
+        (t.push_outbox.c.id == row_id)
+        & (t.push_outbox.c.state == PushState.PENDING.value)
+        & (t.push_outbox.c.lease_until == lease_until)
     )
 
 
@@ -219,10 +208,10 @@ async def finish(
     if attempts is not None:
         values["attempts"] = attempts
     stmt = (
-        update(outbox_t)
+        update(t.push_outbox)
         .where(_leased(row_id, lease_until))
         .values(**values)
-        .returning(outbox_t.c.id)
+        .returning(t.push_outbox.c.id)
     )
     return (await session.execute(stmt)).first() is not None
 
@@ -239,17 +228,17 @@ async def retry_later(
     """Record a failed attempt; the row is due again at ``at``. ``False`` when the lease was
     lost (nothing changes)."""
     stmt = (
-        update(outbox_t)
+        update(t.push_outbox)
         .where(_leased(row_id, lease_until))
         .values(attempts=attempts, next_attempt_at=at, lease_until=None, last_error=error)
-        .returning(outbox_t.c.id)
+        .returning(t.push_outbox.c.id)
     )
     return (await session.execute(stmt)).first() is not None
 
 
 async def device_owner(session: AsyncSession, push_token: str) -> tuple[int, int] | None:
     """``(cid, uid)`` of the user the device is registered to now, or ``None``."""
-    stmt = select(device_t.c.cid, device_t.c.uid).where(device_t.c.push_token == push_token)
+    stmt = select(t.device.c.cid, t.device.c.uid).where(t.device.c.push_token == push_token)
     row = (await session.execute(stmt)).first()
     return None if row is None else (row[0], row[1])
 
@@ -257,15 +246,15 @@ async def device_owner(session: AsyncSession, push_token: str) -> tuple[int, int
 async def unread_of(session: AsyncSession, *, cid: int, uid: int, app_id: int) -> tuple[int, int]:
     """The user's unread count of ``app_id`` and their total unread over all apps."""
     stmt = select(
-        func.coalesce(func.sum(badge_t.c.unread).filter(badge_t.c.app_id == app_id), 0),
-        func.coalesce(func.sum(badge_t.c.unread), 0),
-    ).where(badge_t.c.cid == cid, badge_t.c.uid == uid)
+        func.coalesce(func.sum(t.app_badge.c.unread).filter(t.app_badge.c.app_id == app_id), 0),
+        func.coalesce(func.sum(t.app_badge.c.unread), 0),
+    ).where(t.app_badge.c.cid == cid, t.app_badge.c.uid == uid)
     app_unread, total = (await session.execute(stmt)).one()
     return int(app_unread), int(total)
 
 
 async def outbox_counts(session: AsyncSession) -> dict[PushState, int]:
     """How many rows are in each state (metrics, tests)."""
-    stmt = select(outbox_t.c.state, func.count()).group_by(outbox_t.c.state)
+    stmt = select(t.push_outbox.c.state, func.count()).group_by(t.push_outbox.c.state)
     found = {PushState(state): count for state, count in (await session.execute(stmt)).all()}
     return {state: found.get(state, 0) for state in PushState}

@@ -25,7 +25,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -201,8 +200,7 @@ async def readyz(request: Request) -> Response:
     db: Database = request.state.db
     problems: dict[str, str] = {}
     try:
-        async with db.read() as session:
-            await session.execute(text("SELECT 1"))
+        await db.ping()
     except Exception as error:
         problems["database"] = type(error).__name__
     broker: Any = request.state.broker

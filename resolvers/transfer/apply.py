@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic.alias_generators import to_camel
-from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers import audit
@@ -22,15 +21,14 @@ from resolvers.identity import Principal, Role
 from resolvers.sealing import SealBroken, SecretSealer
 from resolvers.transfer.problems import problem_order
 from resolvers.transfer.report import Counts, ImportReport
-from resolvers.transfer.state import NEW_APP_FIELDS, AppState, icon_t, load_apps
+from resolvers.transfer.state import NEW_APP_FIELDS, AppState, load_apps
 from resolvers.transfer.validate import App, Category, Group, Parsed, check_against_database, parse
 from storage import catalogue
-from storage.catalogue import app_t, audience_t, category_t, group_t, platform_t
+from storage import groups as groups_store
+from storage import transfer as store
 from storage.db import Database
 from storage.icons import delete_if_unreferenced
 from storage.models import AppCategory, AppGroup, utcnow
-
-_LOCKED_TABLES = "app_group, app_category, app, app_platform, app_audience, icon_image"
 
 
 class _DryRun(Exception):
@@ -71,11 +69,8 @@ async def import_catalogue(
     report = ImportReport(digest=parsed.digest, dry_run=dry_run)
     try:
         async with db.write() as session:
-            if not db.is_sqlite:
-                # Validation and writes see one state: no administrator's change slips between.
-                await session.execute(
-                    text(f"LOCK TABLE {_LOCKED_TABLES} IN SHARE ROW EXCLUSIVE MODE")
-                )
+            # Validation and writes see one state: no administrator's change slips between.
+            await store.lock_catalogue(session)
             await _apply(session, parsed, report, sealer)
             if dry_run:
                 raise _DryRun(report)
@@ -88,8 +83,7 @@ async def import_catalogue(
                 scope_cid=None,
                 after=report.summary(),
             )
-            if not db.is_sqlite:
-                await _advance_sequences(session)
+            await store.advance_id_sequences(session)
     except _DryRun as done:
         return done.report
     return report
@@ -167,7 +161,7 @@ async def _apply(
     problem (the file's own and those against the database) before writing anything."""
     tree = await catalogue.list_groups(session)
     apps_db = await load_apps(session)
-    icon_ids = set((await session.execute(select(icon_t.c.id))).scalars().all())
+    icon_ids = await store.icon_ids(session)
     errors = list(parsed.errors)
     errors.extend(check_against_database(parsed, apps_db, icon_ids))
     if errors:
@@ -200,14 +194,15 @@ async def _apply_groups(
     for group in groups:
         if group.id in group_match:
             group_id = group_match[group.id]
-            await _update_named(session, group_t, groups_db[group_id], group, report.groups)
+            if _renamed_or_moved(groups_db[group_id], group, report.groups):
+                await groups_store.update_group(
+                    session, group_id=group_id, name=group.name, position=group.position
+                )
         else:
             group_id = group_new[group.id]
             report.groups.created += 1
-            await session.execute(
-                insert(group_t).values(
-                    id=group_id, name=group.name, position=group.position, created_at=utcnow()
-                )
+            await groups_store.insert_group(
+                session, group_id=group_id, name=group.name, position=group.position
             )
         siblings = {k: v for k, v in categories_db.items() if v.parent == group_id}
         matched = _match(group.categories, siblings)
@@ -215,19 +210,20 @@ async def _apply_groups(
         for category in group.categories:
             if category.id in matched:
                 row = categories_db[matched[category.id]]
-                await _update_named(session, category_t, row, category, report.categories)
+                if _renamed_or_moved(row, category, report.categories):
+                    await groups_store.update_category(
+                        session, category_id=row.id, name=category.name, position=category.position
+                    )
                 category_ids[category.id] = row.id
                 continue
             category_ids[category.id] = created[category.id]
             report.categories.created += 1
-            await session.execute(
-                insert(category_t).values(
-                    id=created[category.id],
-                    group_id=group_id,
-                    name=category.name,
-                    position=category.position,
-                    created_at=utcnow(),
-                )
+            await groups_store.insert_category(
+                session,
+                category_id=created[category.id],
+                group_id=group_id,
+                name=category.name,
+                position=category.position,
             )
     return category_ids
 
@@ -291,23 +287,23 @@ async def _apply_apps(
                 report.apps.unchanged += 1
                 continue
             report.apps.updated += 1
-            await session.execute(update(app_t).where(app_t.c.id == app_id).values(**wanted.row))
+            await store.update_app_row(session, app_id=app_id, values=wanted.row)
             if current is not None and current.row["icon"] != wanted.row["icon"]:
                 replaced.add(current.row["icon"])
         if current is None or current.platforms != wanted.platforms:
             if current is not None:
-                await session.execute(delete(platform_t).where(platform_t.c.app_id == app_id))
+                await catalogue.delete_platforms(session, app_id=app_id)
             new_platforms.extend(
                 {"app_id": app_id, "platform": p.value, **settings}
                 for p, settings in wanted.platforms.items()
             )
         if current is None or current.audience != wanted.audience:
             if current is not None:
-                await session.execute(delete(audience_t).where(audience_t.c.app_id == app_id))
+                await catalogue.delete_audience(session, app_id=app_id)
             new_audience.extend({"app_id": app_id, "cid": cid} for cid in wanted.audience)
-    for table, rows in ((app_t, new_apps), (platform_t, new_platforms), (audience_t, new_audience)):
-        if rows:
-            await session.execute(insert(table), rows)
+    await store.insert_catalogue_rows(
+        session, apps=new_apps, platforms=new_platforms, audience=new_audience
+    )
     for ref in sorted(replaced):
         # An uploaded icon lives as long as an app refers to it (storage.icons).
         if await delete_if_unreferenced(session, ref):
@@ -357,21 +353,13 @@ def _defaulted(entry: App, current: AppState, wanted: AppState) -> list[str]:
     ]
 
 
-async def _update_named(
-    session: AsyncSession,
-    table: Any,
-    row: _Existing,
-    wanted: Group | Category,
-    counts: Counts,
-) -> None:
-    """Give a matched group or category the file's name and position, and count it."""
+def _renamed_or_moved(row: _Existing, wanted: Group | Category, counts: Counts) -> bool:
+    """Whether a matched group or category needs the file's name and position; counted."""
     if (row.name, row.position) == (wanted.name, wanted.position):
         counts.unchanged += 1
-        return
+        return False
     counts.updated += 1
-    await session.execute(
-        update(table).where(table.c.id == row.id).values(name=wanted.name, position=wanted.position)
-    )
+    return True
 
 
 async def _apply_icons(
@@ -392,34 +380,10 @@ async def _apply_icons(
                 {"id": icon_id, "original": icon["original"], "created_at": utcnow(), **values}
             )
             continue
-        stmt = select(*(icon_t.c[name] for name in columns)).where(icon_t.c.id == icon_id)
-        current = (await session.execute(stmt)).mappings().one()
-        if dict(current) == values:
+        current = await store.icon_values(session, icon_id=icon_id, columns=columns)
+        if current == values:
             report.icons.unchanged += 1
         else:
             report.icons.updated += 1
-            await session.execute(update(icon_t).where(icon_t.c.id == icon_id).values(**values))
-    if rows:
-        await session.execute(insert(icon_t), rows)
-
-
-async def _advance_sequences(session: AsyncSession) -> None:
-    """PostgreSQL: rows inserted with explicit ids leave their SERIAL sequence behind; move each
-    past the highest id, never back (app ids are never reused, storage.models)."""
-    for table in ("app_group", "app_category", "app"):
-        sequence = (
-            await session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table})
-        ).scalar_one()
-        top = (
-            await session.execute(
-                text(
-                    f"SELECT GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table}), "
-                    "COALESCE(pg_sequence_last_value(CAST(:s AS regclass)), 0))"
-                ),
-                {"s": sequence},
-            )
-        ).scalar_one()
-        if top > 0:
-            await session.execute(
-                text("SELECT setval(CAST(:s AS regclass), :v)"), {"s": sequence, "v": top}
-            )
+            await store.update_icon(session, icon_id=icon_id, values=values)
+    await store.insert_icons(session, rows=rows)

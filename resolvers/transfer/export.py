@@ -10,14 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic.alias_generators import to_camel
-from sqlalchemy import func, select
 
 from resolvers.transfer.document import FORMAT, VERSION, encode_document
-from resolvers.transfer.state import PLATFORM_SETTINGS, AppState, as_utc, icon_t, load_apps
+from resolvers.transfer.state import PLATFORM_SETTINGS, AppState, as_utc, load_apps
 from storage import catalogue
-from storage.catalogue import app_t
+from storage import transfer as store
 from storage.db import Database
-from storage.icons import ICON_REF_PREFIX
 
 _CAMEL = {name: to_camel(name) for name in PLATFORM_SETTINGS}
 
@@ -83,18 +81,7 @@ async def export_catalogue(*, db: Database) -> Export:
     async with db.read() as session:
         tree = await catalogue.list_groups(session)
         apps = await load_apps(session)
-        used = select(func.substr(app_t.c.icon, len(ICON_REF_PREFIX) + 1)).where(
-            app_t.c.icon.like(f"{ICON_REF_PREFIX}%")
-        )
-        icons = (
-            (
-                await session.execute(
-                    select(icon_t).where(icon_t.c.id.in_(used)).order_by(icon_t.c.id)
-                )
-            )
-            .mappings()
-            .all()
-        )
+        icons = await store.icons_in_use(session)
     document = {
         "format": FORMAT,
         "version": VERSION,

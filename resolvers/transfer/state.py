@@ -9,13 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.catalogue import app_t, audience_t, platform_t
-from storage.models import IconImage, Platform
-
-icon_t = IconImage.__table__  # type: ignore[attr-defined]
+from storage import transfer as store
+from storage.models import Platform
 
 # Every column of ``app`` but ``id``, and of ``app_platform`` but its key: what an app is.
 # tests/resolvers/test_catalogue_transfer.py checks these against the tables, so that a new
@@ -86,22 +83,16 @@ async def load_apps(session: AsyncSession) -> dict[int, AppState]:
     """Every app of the database by id (ascending), read whole-table (no id lists, which
     would meet the drivers' parameter limits on a large site)."""
     platforms: dict[int, dict[Platform, dict[str, Any]]] = {}
-    columns = [platform_t.c[name] for name in PLATFORM_SETTINGS]
-    stmt = select(platform_t.c.app_id, platform_t.c.platform, *columns)
-    for row in (await session.execute(stmt)).mappings():
+    for row in await store.platform_rows(session):
         settings = {name: row[name] for name in PLATFORM_SETTINGS}
         settings["embedded_browser"] = bool(settings["embedded_browser"])
         settings["auto_login"] = bool(settings["auto_login"])
         platforms.setdefault(row["app_id"], {})[Platform(row["platform"])] = settings
     audience: dict[int, list[int]] = {}
-    stmt = select(audience_t.c.app_id, audience_t.c.cid).order_by(
-        audience_t.c.app_id, audience_t.c.cid
-    )
-    for app_id, cid in (await session.execute(stmt)).all():
+    for app_id, cid in await store.audience_pairs(session):
         audience.setdefault(app_id, []).append(cid)
     apps: dict[int, AppState] = {}
-    stmt = select(app_t.c.id, *(app_t.c[name] for name in APP_FIELDS)).order_by(app_t.c.id)
-    for row in (await session.execute(stmt)).mappings():
+    for row in await store.app_rows(session):
         values = {name: row[name] for name in APP_FIELDS}
         values["user_removable"] = bool(values["user_removable"])
         values["enabled"] = bool(values["enabled"])

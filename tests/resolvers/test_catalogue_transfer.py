@@ -36,8 +36,7 @@ from resolvers.transfer import (
     export_catalogue,
     import_catalogue,
 )
-from storage import catalogue
-from storage.catalogue import app_t, platform_t
+from storage import catalogue, tables
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import App, AuditEntry, IconImage, LaunchMode, Platform
@@ -172,8 +171,8 @@ async def add_uploaded_icon(url: str, identifier: str) -> str:
                 )
             )
             await session.execute(
-                update(app_t)
-                .where(app_t.c.identifier == identifier)
+                update(tables.app)
+                .where(tables.app.c.identifier == identifier)
                 .values(icon=f"sha256:{icon_id}")
             )
     finally:
@@ -253,8 +252,12 @@ async def test_export_is_deterministic_and_complete(database_url: str) -> None:
 
 def test_every_column_is_exported() -> None:
     """A new column of app or app_platform must be added to the export (or excluded here)."""
-    assert {c.name for c in app_t.columns} == {"id", *APP_FIELDS}
-    assert {c.name for c in platform_t.columns} == {"app_id", "platform", *PLATFORM_SETTINGS}
+    assert {c.name for c in tables.app.columns} == {"id", *APP_FIELDS}
+    assert {c.name for c in tables.app_platform.columns} == {
+        "app_id",
+        "platform",
+        *PLATFORM_SETTINGS,
+    }
 
 
 async def add_signed_app(
@@ -281,8 +284,8 @@ async def add_signed_app(
         assert app_id is not None
         async with db.write() as session:
             await session.execute(
-                update(app_t)
-                .where(app_t.c.id == app_id)
+                update(tables.app)
+                .where(tables.app.c.id == app_id)
                 .values(
                     previous_secret_hash=hash_secret("the old secret"),
                     previous_secret_sealed=sealer.seal("the old secret", app_id=app_id),
@@ -299,7 +302,7 @@ async def stored_app(url: str, identifier: str) -> App:
     db = Database(url)
     try:
         async with db.read() as session:
-            stmt = select(App).where(app_t.c.identifier == identifier)
+            stmt = select(App).where(tables.app.c.identifier == identifier)
             return (await session.execute(stmt)).scalars().one()
     finally:
         await db.dispose()
@@ -658,7 +661,7 @@ async def test_import_never_moves_ids_back(database_url: str, empty_database_url
                 ),
             )
         async with db.write() as session:
-            await session.execute(delete(app_t))
+            await session.execute(delete(tables.app))
         await import_bytes(empty_database_url, exported)
         # when
         created = await create_app(
@@ -731,7 +734,7 @@ async def test_groups_match_by_name_and_avoid_taken_ids(
         report = await import_bytes(empty_database_url, exported)
         async with db.read() as session:
             tree = await catalogue.list_groups(session)
-            apps = (await session.execute(select(App).order_by(app_t.c.id))).scalars().all()
+            apps = (await session.execute(select(App).order_by(tables.app.c.id))).scalars().all()
     finally:
         await db.dispose()
     # then

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import update
 
 from resolvers.launch import append_query, fill_login_params, needs_ticket
+from storage import tables
 from storage.db import Database
-from storage.models import SsoTicket, utcnow
+from storage.models import utcnow
 from tests.factories import create_app, gql, web
 
 CHECK = "/OpenPlatform/integrate/checkticket.php"
@@ -188,8 +189,9 @@ async def test_expired_ticket_fails(http, tokens, settings):
     db = Database(settings.database_url)
     try:
         async with db.write() as session:
-            table = SsoTicket.__table__  # type: ignore[attr-defined]
-            await session.execute(update(table).values(expires_at=utcnow() - timedelta(seconds=1)))
+            await session.execute(
+                update(tables.sso_ticket).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
     finally:
         await db.dispose()
     response = await http.post(CHECK, data={"appid": app["id"], "ticket": ticket})
