@@ -192,7 +192,10 @@ def check_tables(schema: GraphQLSchema, roots: tuple[CompiledRoot, ...] = COMPIL
                 f"(platform: {expected_platform}): {compiled.type}, the schema differs"
             )
         if str(root_field.type).rstrip("!") != compiled.root.name:
-            raise CompiledTableMismatch(f"{parent.name}.{compiled.field}: returns another type")
+            raise CompiledTableMismatch(
+                f"{parent.name}.{compiled.field}: returns {root_field.type}, "
+                f"compiled as {compiled.root.name}"
+            )
         for kind in _object_types(compiled.root):
             for name, leaf in kind.leaves.items():
                 _expect(schema, kind, name, leaf.type)
