@@ -13,6 +13,8 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from schema.compiled import CompiledRoot
+from schema.plain_documents import ObjectType
 from tests.conftest import TIMEOUT
 
 TRANSPORT_WS = "graphql-transport-ws"
@@ -191,3 +193,34 @@ async def badge_subscription(
         await client.init(token)
         await client.subscribe(BADGES, {"platform": platform})
         yield client
+
+
+def leaf_documents(compiled: CompiledRoot, arguments: str) -> list[tuple[str, str, str]]:
+    """``(path to the leaf, plain document, the same through Strawberry)`` for every leaf of
+    every type a compiled root reaches (``schema.compiled``; each type by its first path),
+    generated from its table.
+
+    Each plain document selects the leaf twice (as itself and aliased) with ``__typename`` at
+    every level, the root field and every object field on the way aliased; its twin wraps the
+    root field's selection in an inline fragment, which no compiled plan accepts, so
+    graphql-core's executor answers it."""
+    found: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+
+    def visit(kind: ObjectType, path: list[str]) -> None:
+        if kind.name in seen:
+            return
+        seen.add(kind.name)
+        for leaf in kind.leaves:
+            inner = f"__typename v: {leaf} {leaf}"
+            for depth, name in reversed(list(enumerate(path))):
+                inner = f"__typename o{depth}: {name} {{ {inner} }}"
+            head = f"{compiled.operation.value} {{ r: {compiled.field}{arguments}"
+            plain = f"{head} {{ {inner} }} }}"
+            executed = f"{head} {{ ... on {compiled.root.name} {{ {inner} }} }} }}"
+            found.append((".".join([compiled.field, *path, leaf]), plain, executed))
+        for name, child in kind.objects.items():
+            visit(child.kind, [*path, name])
+
+    visit(compiled.root, [])
+    return found
