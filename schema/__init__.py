@@ -115,6 +115,10 @@ class WorkbenchSchema(strawberry.Schema):
 
     - ``execute`` (HTTP) never runs a subscription: those need a WebSocket, so over HTTP they
       are a 400 request error, not a crash.
+    - ``stream`` refuses an operation of a type its transport does not run (graphql-ws:
+      subscriptions only) as the client's error, ``extensions.code`` ``OPERATION_NOT_ALLOWED``,
+      which the transport words; Strawberry would mask and log it as unexpected.
+    - ``public`` says which documents run without credentials (SPEC §8).
     - ``process_errors`` logs only unexpected errors, with their traceback; client errors
       (validation, domain errors) are logged at DEBUG without the query text, so clients can
       neither flood the error log nor forge lines in it.
