@@ -8,23 +8,20 @@ Subscription with the protocol-safety extensions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import (
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, get_operation_ast, parse
+from graphql import OperationType as GraphQLOperationType
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from resolvers.workbench import load_workbench
 from schema.apps import (
     AppAdminMutation,
     AppLifecycleMutation,
@@ -36,11 +33,11 @@ from schema.apps import (
 )
 from schema.audit import AuditQuery
 from schema.badges import BadgeMutation, BadgeSubscription
-from schema.compiled import Limits, workbench_plan
-from schema.context import USER_ROLES, Context
+from schema.compiled import answer_workbench, badge_results, check_tables
 from schema.errors import is_unexpected, masking_extension
 from schema.groups import GroupMutation, GroupQuery
 from schema.limits import DocumentLimiter
+from schema.plain_documents import DOCUMENT_CACHE_SIZE, Limits, parse_document
 from schema.vendor import DeviceMutation, NotificationSubscription, VendorMutation
 from schema.visibility import VisibilityQuery
 from schema.workbench import (
@@ -83,24 +80,85 @@ Subscription = merge_types(
 
 
 logger = logging.getLogger("workbench.graphql")
-# Distinct document texts whose parse and validation results are kept (build_schema).
-DOCUMENT_CACHE_SIZE = 256
+# extensions.code of the refusal of an operation the transport does not run (graphql-ws runs
+# subscriptions only); the transport words it.
+OPERATION_NOT_ALLOWED = "OPERATION_NOT_ALLOWED"
+# What a caller without credentials may select (SPEC §8).
+PUBLIC_MUTATION_FIELDS = frozenset({"appAccessToken", "__typename"})
+# A token exchange document is short; anything longer is not public (parsed before any
+# credentials are checked, so it is kept cheap).
+PUBLIC_MAX_TOKENS = 200
+
+
+class DocumentCache(SchemaExtension):
+    """Strawberry's parsing step through ``parse_document``, the one parse cache the compiled
+    paths use too, so a document is parsed once per process whichever path runs it (LRU,
+    ``DOCUMENT_CACHE_SIZE`` texts). It replaces Strawberry's ``ParserCache``, whose cache is
+    its own."""
+
+    def on_parse(self) -> Iterator[None]:
+        """Parse (or find) the document before Strawberry would."""
+        context = self.execution_context
+        if context.query is not None and context.graphql_document is None:
+            context.graphql_document = parse_document(
+                context.query, context.parse_options.get("max_tokens")
+            )
+        yield
 
 
 class WorkbenchSchema(strawberry.Schema):
-    """The Strawberry schema with three service rules:
+    """The Strawberry schema, and the one door to the compiled fast paths (``schema.compiled``).
 
-    - ``execute`` (HTTP, and queries over WebSocket) never runs a subscription: those need a
-      WebSocket (``subscribe``), so over HTTP they are a 400 request error, not a crash.
-    - A plain ``workbench`` query (``schema.compiled``) is answered without graphql-core's
-      executor: the same data, in half the time for a 200-app catalogue (issue 6).
+    Strawberry's transports call ``execute`` (HTTP), ``stream`` (graphql-transport-ws) and
+    ``subscribe`` (graphql-ws, through ``stream``); each first asks whether the document is
+    plain: a plain ``workbench`` query or ``badges`` subscription by a workbench user is
+    answered without graphql-core's executor (the same data: half the time for a 200-app
+    catalogue, most of each fan-out event's cost, issue 6); anything else runs through
+    Strawberry. So the transports never know a field by name. Also:
+
+    - ``execute`` (HTTP) never runs a subscription: those need a WebSocket, so over HTTP they
+      are a 400 request error, not a crash.
+    - ``stream`` refuses an operation of a type its transport does not run (graphql-ws:
+      subscriptions only) as the client's error, ``extensions.code`` ``OPERATION_NOT_ALLOWED``,
+      which the transport words; Strawberry would mask and log it as unexpected.
+    - ``public`` says which documents run without credentials (SPEC §8).
     - ``process_errors`` logs only unexpected errors, with their traceback; client errors
       (validation, domain errors) are logged at DEBUG without the query text, so clients can
       neither flood the error log nor forge lines in it.
+    - The compiled tables are checked against the schema when it is built (``check_tables``):
+      a table that disagrees fails start-up.
     """
 
     # The document limits, for the compiled paths (build_schema sets the configured ones).
     limits = Limits(max_depth=12, max_aliases=30, max_tokens=2000)
+    # Unexpected errors of a compiled subscription are shown unmasked (build_schema sets it).
+    debug = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        check_tables(self._schema)
+
+    def public(self, query: str) -> bool:
+        """Whether ``query`` may run without credentials (SPEC §8: how a vendor gets its first
+        token): every definition is a mutation selecting only ``PUBLIC_MUTATION_FIELDS``,
+        without fragments. A document over ``PUBLIC_MAX_TOKENS`` tokens, or that does not
+        parse, is not. Anonymous documents are parsed outside the shared document cache, so
+        callers without credentials cannot push other clients' documents out of it."""
+        try:
+            document = parse(query, no_location=True, max_tokens=PUBLIC_MAX_TOKENS)
+        except (GraphQLError, RecursionError):
+            return False
+        for definition in document.definitions:
+            if not isinstance(definition, OperationDefinitionNode) or (
+                definition.operation is not GraphQLOperationType.MUTATION
+            ):
+                return False
+            for selection in definition.selection_set.selections:
+                if not isinstance(selection, FieldNode) or (
+                    selection.name.value not in PUBLIC_MUTATION_FIELDS
+                ):
+                    return False
+        return True
 
     async def execute(
         self,
@@ -112,12 +170,12 @@ class WorkbenchSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        """Execute a query or mutation; subscriptions are refused (see class docstring)."""
+        """Execute a query or mutation, compiled when plain; subscriptions are refused."""
         allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
         allowed.discard(OperationType.SUBSCRIPTION)
         if query is not None and OperationType.QUERY in allowed:
-            compiled = await self._compiled_workbench(
-                query, variable_values, context_value, operation_name
+            compiled = await answer_workbench(
+                query, variable_values, operation_name, context_value, self.limits
             )
             if compiled is not None:
                 return compiled
@@ -131,29 +189,68 @@ class WorkbenchSchema(strawberry.Schema):
             operation_extensions=operation_extensions,
         )
 
-    async def _compiled_workbench(
+    async def stream(
         self,
-        query: str,
-        variables: dict[str, Any] | None,
-        context: Any,
-        operation_name: str | None,
-    ) -> ExecutionResult | None:
-        # A plain workbench query by a workbench user, answered without the executor
-        # (schema.compiled); None: let Strawberry run it. A failure also falls back, so that
-        # errors are reported (and masked, and logged) exactly as Strawberry does.
-        if not isinstance(context, Context):
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Stream an operation's results (WebSocket transports): a plain ``badges``
+        subscription or ``workbench`` query compiled, anything else through Strawberry."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        if query is not None:
+            refusal = self._refusal(query, operation_name, allowed)
+            if refusal is not None:
+                return _one(refusal)
+            if OperationType.SUBSCRIPTION in allowed:
+                events = badge_results(
+                    query,
+                    variable_values,
+                    operation_name,
+                    context_value,
+                    self.limits,
+                    debug=self.debug,
+                )
+                if events is not None:
+                    return events
+            if OperationType.QUERY in allowed:
+                answer = await answer_workbench(
+                    query, variable_values, operation_name, context_value, self.limits
+                )
+                if answer is not None:
+                    return _one(answer)
+        return await super().stream(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            operation_extensions=operation_extensions,
+            allowed_operation_types=allowed,
+        )
+
+    def _refusal(
+        self, query: str, operation_name: str | None, allowed: set[OperationType]
+    ) -> PreExecutionError | None:
+        # Strawberry reports an operation of a type the transport does not run as an
+        # unexpected error (masked, logged with a traceback); it is the client's mistake.
+        if len(allowed) == len(OperationType):
             return None
-        plan = workbench_plan(query, variables, operation_name, self.limits)
-        principal = context.principal
-        if plan is None or principal is None or principal.role not in USER_ROLES:
-            return None
-        assert plan.platform is not None  # the argument is non-null: plain shapes say so
         try:
-            data = await load_workbench(db=context.db, principal=principal, platform=plan.platform)
-        except Exception:
+            document = parse_document(query, self.limits.max_tokens)
+        except (GraphQLError, RecursionError):
+            return None  # Strawberry reports it
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or OperationType(operation.operation.value) in allowed:
             return None
-        context.meter.operation("query", "ok")
-        return ExecutionResult(data=plan.data(data), errors=None)
+        kind = {"query": "queries", "mutation": "mutations"}.get(operation.operation.value)
+        message = f"{kind or 'subscriptions'} are not allowed"
+        error = GraphQLError(message, extensions={"code": OPERATION_NOT_ALLOWED})
+        return PreExecutionError(data=None, errors=[error])
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -171,6 +268,12 @@ class WorkbenchSchema(strawberry.Schema):
                 )
             else:
                 logger.debug("client error: %s", error.message.splitlines()[0][:200])
+
+
+async def _one(
+    result: ExecutionResult | PreExecutionError,
+) -> AsyncGenerator[ExecutionResult | PreExecutionError, None]:
+    yield result
 
 
 class OperationMeter(SchemaExtension):
@@ -198,17 +301,18 @@ def build_schema(
     max_tokens: int = 2000,
     max_aliases: int = 30,
     debug: bool = False,
-) -> strawberry.Schema:
+) -> WorkbenchSchema:
     """The service's schema; limits bound query depth, token count and aliases per document.
 
     Parsing and validation results are cached per document text (LRU, ``DOCUMENT_CACHE_SIZE``
     entries): clients send the same few documents over and over, and validating the badges
     subscription took a third of the server's time when 1,000 clients subscribed at once
-    (issue 6). A document over the token limit is never cached (parsing raises)."""
+    (issue 6). A document over the token limit is never cached (parsing raises). Raises
+    ``CompiledTableMismatch`` when a compiled table disagrees with the schema."""
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationMeter,
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        DocumentCache,
         lambda: DocumentLimiter(max_depth=max_depth, max_aliases=max_aliases),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
@@ -222,4 +326,5 @@ def build_schema(
         config=StrawberryConfig(auto_camel_case=True),
     )
     schema.limits = Limits(max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens)
+    schema.debug = debug
     return schema

@@ -26,7 +26,7 @@ def badge_stream(
 ) -> badge_resolvers.BadgeStream:
     """The badge stream of ``principal`` on ``platform`` (``None``: every platform) over the
     context's database, broker and catalogue watch: what the ``badges`` subscription streams,
-    through Strawberry or compiled (``imworkbench.http.websocket``)."""
+    through Strawberry or compiled (``schema.compiled``)."""
     return badge_resolvers.BadgeStream(
         db=context.db,
         broker=context.broker,

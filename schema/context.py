@@ -102,6 +102,22 @@ class Context:
             raise PermissionDenied("this field is for workbench users, not vendor tokens")
         return principal
 
+    def connection_principal(self) -> Principal:
+        """Who opened this WebSocket (SPEC §7): the bearer token of the ``connection_init``
+        payload's ``Authorization`` (or ``authorization``), else of the handshake's
+        ``Authorization`` header. Raises ``NotAuthenticated`` (no token, a bad one, or a
+        payload ``Authorization`` that is not a string)."""
+        value = None
+        if self.connection_params:
+            value = self.connection_params.get("Authorization") or self.connection_params.get(
+                "authorization"
+            )
+            if value is not None and not isinstance(value, str):
+                raise NotAuthenticated("Authorization in connection_init must be a string")
+        if value is None:
+            value = self.request.headers.get("authorization")
+        return self.codec.from_header(value)
+
     def icon_url(self, icon: str, *, rendition_48: bool = False) -> str:
         """Absolute URL of icon ``icon`` (a built-in name or an uploaded icon's reference)
         served by this service; ``rendition_48``: its 48x48 PNG (built-ins are 48x48)."""

@@ -17,6 +17,9 @@ would build. Anything else runs through Strawberry unchanged. A document is plai
 - it is within the schema's own limits (``Limits``: depth, aliases, tokens), which are checked
   here as Strawberry checks them, so a document over a limit falls back and gets its error.
 
+Documents are parsed by ``parse_document``, the one parse cache the schema's executor uses too
+(``schema.DocumentCache``), so a document that falls back is not parsed a second time.
+
 Such a document passes graphql-core's validation by construction. Variables are checked here as
 graphql-core coerces them; a value that would fail (an unknown platform, a missing required
 variable) falls back, so every error keeps Strawberry's exact wording.
@@ -31,6 +34,7 @@ from typing import Any
 
 from graphql import GraphQLError, parse
 from graphql.language import (
+    DocumentNode,
     EnumValueNode,
     FieldNode,
     NamedTypeNode,
@@ -47,9 +51,22 @@ from storage.models import Platform
 MAX_DOCUMENT_CHARS = 4000
 MAX_FIELDS = 48
 PLAN_CACHE_SIZE = 256
+# Distinct document texts whose parse is kept (``parse_document``).
+DOCUMENT_CACHE_SIZE = 256
 _UNSET: Any = object()
 
 Getter = Callable[[Any], Any]
+
+
+@lru_cache(maxsize=DOCUMENT_CACHE_SIZE)
+def parse_document(query: str, max_tokens: int | None) -> DocumentNode:
+    """``query`` parsed as graphql-core parses it for the executor (locations kept), at most
+    ``max_tokens`` tokens; raises ``GraphQLError`` for a syntax error or too many tokens.
+
+    One LRU cache for the process: the compiled paths and the executor's parsing step
+    (``schema.DocumentCache``) share it, keyed by text and token limit, so each document is
+    parsed once. Failures are not cached."""
+    return parse(query, max_tokens=max_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,35 +81,54 @@ class Limits:
     max_tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A leaf field: its GraphQL ``type`` as SDL writes it (``"Int!"``, ``"ID!"``,
+    ``"String"``), checked against the schema at start-up (``schema.compiled.check_tables``),
+    and ``get``, the value from the source object, already as the executor serialises it."""
+
+    type: str
+    get: Getter
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """An object field: its GraphQL ``type`` as SDL writes it (``"[AppBadge!]!"``), ``get``,
+    the child source (a list of them when the type is a list), and the child's ``kind``."""
+
+    type: str
+    get: Getter
+    kind: ObjectType
+
+
 @dataclass(frozen=True, eq=False)  # hashed by identity: part of the plan cache's key
 class ObjectType:
     """A GraphQL object type as the compiler sees it: its ``name`` (``__typename``), its leaf
-    fields (``leaves``: field -> getter of the value from the source object), and its object
-    fields (``objects``: field -> (getter of the child source, or of a list of them, the
-    child's type))."""
+    fields (``leaves``) and its object fields (``objects``), by GraphQL field name."""
 
     name: str
-    leaves: Mapping[str, Getter]
-    objects: Mapping[str, tuple[Getter, ObjectType]]
+    leaves: Mapping[str, Leaf]
+    objects: Mapping[str, Child]
 
     def project(self, selection: Selection, source: Any) -> dict[str, Any]:
         """The result object for ``source``: keys in the selection's order."""
         out: dict[str, Any] = {}
-        for key, name, child in selection:
+        for key, get, child in selection:
             if child is None:
-                out[key] = self.name if name == "__typename" else self.leaves[name](source)
+                out[key] = self.name if get is None else get(source)
                 continue
-            get, kind = self.objects[name]
-            value = get(source)
+            get_child, kind, fields = child
+            value = get_child(source)
             if isinstance(value, list):
-                out[key] = [kind.project(child, item) for item in value]
+                out[key] = [kind.project(fields, item) for item in value]
             else:
-                out[key] = kind.project(child, value)
+                out[key] = kind.project(fields, value)
         return out
 
 
-# (response key, field name, child selection for object fields)
-Selection = tuple[tuple[str, str, "Selection | None"], ...]
+# (response key, a leaf's getter (None: __typename), (getter, child type, its selection) for
+# object fields): the getters are looked up once, when the document is compiled, not per event.
+Selection = tuple[tuple[str, "Getter | None", "tuple[Getter, ObjectType, Selection] | None"], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +172,7 @@ def _compile(
     selection_set: SelectionSetNode, kind: ObjectType, count: _Count, depth: int = 1
 ) -> Selection:
     # Raises ValueError for anything outside the plain shape; counts fields, aliases, depth.
-    found: list[tuple[str, str, Selection | None]] = []
+    found: list[tuple[str, Getter | None, tuple[Getter, ObjectType, Selection] | None]] = []
     for node in selection_set.selections:
         if not isinstance(node, FieldNode) or node.directives or node.arguments:
             raise ValueError("not a plain field")
@@ -149,12 +185,14 @@ def _compile(
         if name in kind.objects:
             if node.selection_set is None:
                 raise ValueError("an object field needs a selection")
-            child = _compile(node.selection_set, kind.objects[name][1], count, depth + 1)
-            found.append((_key(node), name, child))
+            field = kind.objects[name]
+            child = _compile(node.selection_set, field.kind, count, depth + 1)
+            found.append((_key(node), None, (field.get, field.kind, child)))
         elif name in kind.leaves or name == "__typename":
             if node.selection_set is not None:
                 raise ValueError("a leaf takes no selection")
-            found.append((_key(node), name, None))
+            getter = kind.leaves[name].get if name in kind.leaves else None
+            found.append((_key(node), getter, None))
         else:
             raise ValueError("unknown field")
     keys = [key for key, _, _ in found]
@@ -190,7 +228,7 @@ def shape_of(
     if len(query) > min(MAX_DOCUMENT_CHARS, limits.max_tokens):
         return None
     try:
-        document = parse(query, no_location=True)
+        document = parse_document(query, limits.max_tokens)
     except (GraphQLError, RecursionError):
         return None
     if len(document.definitions) != 1:

@@ -37,6 +37,8 @@ from resolvers.apps import AppDraft, PlatformDraft
 from resolvers.apps import create_app as create_app_record
 from resolvers.identity import Principal, Role
 from resolvers.tokens import TokenCodec
+from schema.compiled import CompiledRoot
+from schema.plain_documents import ObjectType
 from storage import badges as store
 from storage.db import Database
 from storage.models import LaunchMode, Platform
@@ -480,3 +482,34 @@ def chunk(kind: bytes, body: bytes) -> bytes:
 
 
 ADMIN = Principal(cid=1, uid=1, account="admin", role=Role.PLATFORM_ADMIN)
+
+
+def leaf_documents(compiled: CompiledRoot, arguments: str) -> list[tuple[str, str, str]]:
+    """``(path to the leaf, plain document, the same through Strawberry)`` for every leaf of
+    every type a compiled root reaches (``schema.compiled``; each type by its first path),
+    generated from its table.
+
+    Each plain document selects the leaf twice (as itself and aliased) with ``__typename`` at
+    every level, the root field and every object field on the way aliased; its twin wraps the
+    root field's selection in an inline fragment, which no compiled plan accepts, so
+    graphql-core's executor answers it."""
+    found: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+
+    def visit(kind: ObjectType, path: list[str]) -> None:
+        if kind.name in seen:
+            return
+        seen.add(kind.name)
+        for leaf in kind.leaves:
+            inner = f"__typename v: {leaf} {leaf}"
+            for depth, name in reversed(list(enumerate(path))):
+                inner = f"__typename o{depth}: {name} {{ {inner} }}"
+            head = f"{compiled.operation.value} {{ r: {compiled.field}{arguments}"
+            plain = f"{head} {{ {inner} }} }}"
+            executed = f"{head} {{ ... on {compiled.root.name} {{ {inner} }} }} }}"
+            found.append((".".join([compiled.field, *path, leaf]), plain, executed))
+        for name, child in kind.objects.items():
+            visit(child.kind, [*path, name])
+
+    visit(compiled.root, [])
+    return found

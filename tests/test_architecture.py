@@ -92,10 +92,12 @@ def test_every_top_level_package_has_a_layering_rule():
 # What only storage may do. Any object's .execute/.scalars/.scalar/.stream counts (sessions,
 # connections, results), except these receivers', named here with the reason they are not SQL:
 # Starlette's ``request.stream()`` (a body in chunks: legacy_rest caps its size), redis-py's
-# ``pipe.execute()`` (the broker's batched PUBLISH) and ``super().execute()`` in the Strawberry
-# schema subclass (GraphQL execution).
+# ``pipe.execute()`` (the broker's batched PUBLISH) and ``super().execute()`` /
+# ``super().stream()`` in the Strawberry schema subclass (GraphQL execution and subscriptions).
 SQL_METHODS = frozenset({"execute", "scalars", "scalar", "stream"})
-NOT_SQL = frozenset({("request", "stream"), ("pipe", "execute"), ("super()", "execute")})
+NOT_SQL = frozenset(
+    {("request", "stream"), ("pipe", "execute"), ("super()", "execute"), ("super()", "stream")}
+)
 WITHOUT_SQL = ("resolvers", "schema", "legacy_rest", "imworkbench")
 
 

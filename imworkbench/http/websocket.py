@@ -2,8 +2,9 @@
 
 On top of Strawberry's handlers:
 
-- Authentication at ``connection_init`` (payload ``Authorization`` or the handshake header);
-  refusal closes with 4403 on both protocols (Strawberry's graphql-ws would close 1011).
+- Authentication at ``connection_init`` (payload ``Authorization`` or the handshake header) by
+  one function, ``authenticate_connection``, which the view's ``on_ws_connect`` calls for both
+  protocols; refusal closes with 4403 on both (Strawberry's graphql-ws would close 1011).
 - A token that expires on a live connection closes it with 4401.
 - Every message is checked for shape before Strawberry sees it (object with a string ``type``;
   string ``id``; ``payload`` an object whose ``query`` is a string, ``variables`` and
@@ -11,6 +12,10 @@ On top of Strawberry's handlers:
   of crashing the connection. Frames too deeply nested to decode count as non-JSON.
 - graphql-ws gets what graphql-transport-ws has: the init timeout (4408), one init only (4429),
   and a clear error for a query or mutation, which that protocol cannot run.
+- A client that leaves while a result is on its way ends its operation quietly (no ERROR log).
+
+Which operations run compiled is the schema's business (``WorkbenchSchema``): this module
+knows no field by name.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from contextlib import suppress
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
     NonTextMessageReceived,
@@ -32,23 +37,28 @@ from strawberry.http.exceptions import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
-    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage,
+    OperationMessage,
+)
 
 from resolvers.errors import NotAuthenticated
-from resolvers.identity import Principal
 from resolvers.tokens import LEEWAY_SECONDS
-from schema.badges import badge_stream
-from schema.compiled import badges_plan
-from schema.context import USER_ROLES, Context
-from schema.plain_documents import Plan
+from schema.context import Context
 
 logger = logging.getLogger("workbench.graphql")
 
 EXPIRED_CLOSE_CODE = 4401
 INVALID_CLOSE_CODE = 4400
+FORBIDDEN_CLOSE_CODE = 4403
+SUBSCRIPTIONS_ONLY = (
+    "graphql-ws runs subscriptions only; "
+    "send queries and mutations over HTTP or graphql-transport-ws"
+)
+# extensions.code of the schema's refusal of an operation type the transport does not run.
+OPERATION_NOT_ALLOWED = "OPERATION_NOT_ALLOWED"
 # The longest a timer may sleep: asyncio refuses larger delays; a token living longer than
 # this is refused by auth anyway.
 MAX_TIMER_SECONDS = 366 * 86400
@@ -113,6 +123,13 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
         except WebSocketDisconnect:
             pass
 
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket; closing a closed socket does nothing (Strawberry's graphql-ws
+        handler closes a refused connection once more, see ``GraphQLWSHandler``)."""
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        await self.ws.close(code=code, reason=reason)
+
 
 async def _close_later(websocket: Any, delay: float, code: int, reason: str) -> None:
     await asyncio.sleep(min(max(delay, 0), MAX_TIMER_SECONDS))
@@ -140,6 +157,18 @@ def disarm_expiry(context: Context) -> None:
         task.cancel()
 
 
+def authenticate_connection(context: Context) -> None:
+    """Authenticate a WebSocket at ``connection_init``, for both protocols (the view's
+    ``on_ws_connect``): the principal of the init payload's ``Authorization``, else of the
+    handshake's header (``Context.connection_principal``), with its expiry armed. Raises
+    ``ConnectionRejectionError`` (``{"message": why}``), which closes the socket with 4403."""
+    try:
+        context.principal = context.connection_principal()
+    except NotAuthenticated as error:
+        raise ConnectionRejectionError({"message": error.message}) from error
+    arm_expiry(context)
+
+
 class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """``graphql-transport-ws`` with message shapes checked and token expiry enforced."""
 
@@ -158,53 +187,12 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_message(message)
 
-    async def run_operation(self, operation: Operation[Context, None]) -> None:
-        """A plain ``badges`` subscription runs compiled (``schema.compiled``); any other
-        operation, or a caller not authenticated as a user, runs through Strawberry."""
-        limits = getattr(self.schema, "limits", None)
-        plan = (
-            None
-            if limits is None
-            else badges_plan(operation.query, operation.variables, operation.operation_name, limits)
-        )
-        principal = self.context.principal
-        if plan is None or principal is None or principal.role not in USER_ROLES:
-            await super().run_operation(operation)
+    async def handle_task_exception(self, error: Exception) -> None:
+        """Log an operation's unexpected failure; a client that left while a result was on
+        its way is not one (a storm test saw hundreds of such log lines)."""
+        if isinstance(error, WebSocketDisconnected):
             return
-        await self._run_badges(operation, plan, principal)
-
-    async def _run_badges(
-        self, operation: Operation[Context, None], plan: Plan, principal: Principal
-    ) -> None:
-        context = self.context
-        events = badge_stream(context, principal, plan.platform).events()
-        context.meter.subscription_started("badges")
-        outcome = "ok"
-        try:
-            async for event in events:
-                await operation.send_operation_message(
-                    {"id": operation.id, "type": "next", "payload": {"data": plan.data(event)}}
-                )
-        except WebSocketDisconnected:
-            return  # the client left while an event was on its way: nothing to report
-        except Exception as error:  # as Strawberry: one masked error result, then complete
-            outcome = "error"
-            logger.error("unexpected error in badges: %r", error, exc_info=error)
-            message = str(error) if getattr(self.view, "debug", False) else "Unexpected error."
-            with suppress(Exception):
-                await operation.send_operation_message(
-                    {
-                        "id": operation.id,
-                        "type": "next",
-                        "payload": {"data": None, "errors": [{"message": message}]},
-                    }
-                )
-        finally:
-            await events.aclose()
-            context.meter.subscription_ended("badges")
-            context.meter.operation("subscription", outcome)
-        with suppress(Exception):
-            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        await super().handle_task_exception(error)
 
 
 class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
@@ -235,49 +223,41 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        """Authenticate before acknowledging: refusal sends ``connection_error`` and closes
-        4403; a second init closes 4429."""
+        """A second init closes 4429; the first is Strawberry's, which authenticates through
+        the view's ``on_ws_connect``."""
         if self.connection_acknowledged:
             await self.websocket.close(code=4429, reason="Too many initialisation requests")
             return
-        payload = message.get("payload")
-        try:
-            self.context.principal = self.view.authenticate_ws(  # type: ignore[attr-defined]
-                self.context, payload if isinstance(payload, dict) else None
-            )
-        except NotAuthenticated as error:
-            await self.send_message(
-                {"type": "connection_error", "payload": {"message": error.message}}
-            )
-            await self.websocket.close(code=4403, reason="Forbidden")
-            return
-        arm_expiry(self.context)
         await super().handle_connection_init(message)
 
-    async def handle_start(self, message: Any) -> None:
-        """Start a subscription; a query or mutation gets an error message (this protocol
-        only streams subscriptions)."""
-        if self.connection_acknowledged:
-            problem = _not_a_subscription(message["payload"])
-            if problem is not None:
-                await self.send_message(
-                    {"type": "error", "id": message["id"], "payload": {"message": problem}}
-                )
-                return
-        await super().handle_start(message)
+    async def send_message(self, message: OperationMessage) -> None:
+        """Send ``message``, with two corrections of Strawberry's graphql-ws: the refusal of a
+        query or mutation (this protocol only subscribes) says what to use instead, and a
+        refused init (``connection_error``) closes with 4403, as graphql-transport-ws does
+        (Strawberry closes 1011, "internal error", next; the adapter ignores that close)."""
+        if message["type"] == "error" and _refused_operation_type(message.get("payload")):
+            message = {
+                "type": "error",
+                "id": message["id"],
+                "payload": {"message": SUBSCRIPTIONS_ONLY},
+            }
+        await super().send_message(message)
+        if message["type"] == "connection_error":
+            await self.websocket.close(code=FORBIDDEN_CLOSE_CODE, reason="Forbidden")
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        """Run one operation; a client that left while a result was on its way ends it
+        quietly (Strawberry would leave the task's exception unretrieved)."""
+        with suppress(WebSocketDisconnected):
+            await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
-def _not_a_subscription(payload: Mapping[str, Any]) -> str | None:
-    try:
-        document = parse(payload["query"], max_tokens=10_000)
-    except GraphQLError:
-        return None  # Strawberry reports syntax errors itself
-    name = payload.get("operationName")
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = [d for d in operations if name is None or (d.name and d.name.value == name)]
-    if len(chosen) == 1 and chosen[0].operation is not OperationType.SUBSCRIPTION:
-        return (
-            "graphql-ws runs subscriptions only; "
-            "send queries and mutations over HTTP or graphql-transport-ws"
-        )
-    return None
+def _refused_operation_type(payload: object) -> bool:
+    extensions = payload.get("extensions") if isinstance(payload, dict) else None
+    return isinstance(extensions, dict) and extensions.get("code") == OPERATION_NOT_ALLOWED

@@ -1,6 +1,7 @@
-"""The compiled ``badges`` subscription (``schema.compiled``): over graphql-transport-ws it
-sends exactly what Strawberry's executor sends (graphql-ws still runs through Strawberry, so
-the two are compared side by side), and anything outside the plain shape falls back."""
+"""The compiled ``badges`` subscription (``schema.compiled``): on both WebSocket protocols it
+sends exactly what Strawberry's executor sends for the same selection (wrapped in an inline
+fragment, which no plan accepts, so the executor runs it), leaf by leaf as generated from the
+compiled tables and for hand-picked documents; anything outside the plain shape falls back."""
 
 from __future__ import annotations
 
@@ -13,13 +14,23 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+import schema.compiled as compiled_module
 from resolvers.badges import BadgeCause, BadgeEventData
 from schema import WorkbenchSchema
-from schema.compiled import badges_plan
+from schema.compiled import BADGES, badges_plan
 from schema.plain_documents import MAX_DOCUMENT_CHARS
 from storage.db import Database
 from storage.models import Platform
-from tests.factories import LEGACY_WS, SETNUM, TRANSPORT_WS, create_app, push, ws_client
+from tests.factories import (
+    LEGACY_WS,
+    PROTOCOLS,
+    SETNUM,
+    TRANSPORT_WS,
+    create_app,
+    leaf_documents,
+    push,
+    ws_client,
+)
 
 PLAIN = "subscription B($platform: Platform) { badges(platform: $platform) { cause unreadTotal } }"
 EVERYTHING = """
@@ -37,6 +48,15 @@ MANY_ALIASES = "subscription { badges { " + " ".join(f"c{i}: cause" for i in ran
 EQUIVALENT = [(PLAIN, {"platform": "PC"}), (EVERYTHING, {}), (LITERAL, {}), (NO_PLATFORM, {})]
 
 LIMITS = WorkbenchSchema.limits  # the defaults the test servers use
+LEAVES = leaf_documents(BADGES, "(platform: PC)")
+
+
+def through_strawberry(document: str) -> str:
+    """The same selection inside an inline fragment: not plain, so the executor runs it."""
+    head, _, rest = document.partition("{")
+    opening, _, body = rest.partition("{")
+    inner, _, tail = body.rpartition("}")
+    return f"{head}{{{opening}{{ ... on BadgeEvent {{ {inner} }} }}{tail}"
 
 
 def event(**changes: object) -> BadgeEventData:
@@ -57,29 +77,75 @@ async def collect(client, count: int) -> list[dict]:
     return [(await client.receive())["payload"] for _ in range(count)]
 
 
-@pytest.mark.parametrize(("document", "variables"), EQUIVALENT)
-async def test_compiled_events_equal_strawberrys(server, http, tokens, document, variables):
-    """A notice, a second app's notice and a setnum: the compiled stream (graphql-transport-ws)
-    and Strawberry's (graphql-ws) send identical payloads, aliases and __typename included."""
-    # given
-    assert badges_plan(document, variables, None, LIMITS) is not None
+async def compare_streams(server, http, tokens, protocol, compiled, executed, variables):
+    """Subscribe ``compiled`` and ``executed`` on two clients of ``protocol``; after the
+    snapshot, a notice, a second app's notice and a setnum, both got the same payloads."""
+    assert badges_plan(compiled, variables, None, LIMITS) is not None
+    assert badges_plan(executed, variables, None, LIMITS) is None
     one = await create_app(http, tokens.admin(), identifier="FrameOne")
     two = await create_app(http, tokens.admin(), identifier="FrameTwo")
+    await push(http, one["id"], ["1001,1034"])  # the snapshot lists an app with a badge
     async with (
-        ws_client(server.ws_url, TRANSPORT_WS) as fast,
-        ws_client(server.ws_url, LEGACY_WS) as slow,
+        ws_client(server.ws_url, protocol) as fast,
+        ws_client(server.ws_url, protocol) as slow,
     ):
-        for client in (fast, slow):
+        for client, document in ((fast, compiled), (slow, executed)):
             await client.init(tokens.user())
             await client.subscribe(document, variables)
         snapshots = [await collect(client, 1) for client in (fast, slow)]
-        # when
         await push(http, one["id"], ["1001,1034"])
         await push(http, two["id"], ["1001,1034"])
         await http.post(SETNUM, data={"appid": one["id"], "cid": "1001", "uid": "1034"})
-        # then
-        assert snapshots[0] == snapshots[1]
-        assert await collect(fast, 3) == await collect(slow, 3)
+        events = [await collect(client, 3) for client in (fast, slow)]
+    assert "errors" not in snapshots[0][0]
+    assert snapshots[0] == snapshots[1]
+    assert events[0] == events[1]
+    return snapshots[0] + events[0]
+
+
+@pytest.mark.parametrize(
+    ("compiled", "executed"),
+    [pytest.param(plain, executed, id=leaf) for leaf, plain, executed in LEAVES],
+)
+async def test_every_compiled_leaf_equals_strawberrys(server, http, tokens, compiled, executed):
+    """Generated from the compiled tables: each leaf of each type, as itself and aliased, with
+    __typename at every level, is what the executor sends (graphql-transport-ws)."""
+    payloads = await compare_streams(server, http, tokens, TRANSPORT_WS, compiled, executed, {})
+    assert all(payload["data"]["r"]["__typename"] == "BadgeEvent" for payload in payloads)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(("document", "variables"), EQUIVALENT)
+async def test_compiled_events_equal_strawberrys(
+    server, http, tokens, protocol, document, variables
+):
+    """Hand-picked documents (variables, defaults, literals, no platform): the compiled stream
+    and the executor's send identical payloads, on both protocols."""
+    await compare_streams(
+        server, http, tokens, protocol, document, through_strawberry(document), variables
+    )
+
+
+async def test_legacy_clients_get_the_compiled_path(server, tokens, monkeypatch):
+    """A plain badges subscription over graphql-ws is answered compiled, as over
+    graphql-transport-ws: the schema decides, not the transport."""
+    # given
+    started: list[str] = []
+    compiled_results = compiled_module._badge_results
+
+    def spy(*args, **kwargs):
+        started.append("compiled")
+        return compiled_results(*args, **kwargs)
+
+    monkeypatch.setattr(compiled_module, "_badge_results", spy)
+    async with ws_client(server.ws_url, LEGACY_WS) as client:
+        await client.init(tokens.user())
+        # when
+        await client.subscribe(PLAIN, {"platform": "PC"})
+        snapshot = await client.next_data()
+    # then
+    assert snapshot == {"badges": {"cause": "SNAPSHOT", "unreadTotal": 0}}
+    assert started == ["compiled"]
 
 
 def test_a_plan_builds_the_executors_data_with_counts_capped():

@@ -1,6 +1,8 @@
 """The compiled ``workbench`` query (``schema.compiled``): a plain document gets exactly the
 data Strawberry's executor builds (the same selection wrapped in an inline fragment still runs
-through Strawberry, so the two are compared), and anything else falls back."""
+through Strawberry, so the two are compared), leaf by leaf as generated from the compiled
+tables and for hand-picked documents, over HTTP and graphql-transport-ws; anything else falls
+back."""
 
 from __future__ import annotations
 
@@ -10,9 +12,19 @@ from sqlalchemy import text
 from benchmarks.scenarios import WORKBENCH_QUERY
 from resolvers.identity import Role
 from schema import WorkbenchSchema
+from schema.compiled import WORKBENCH_QUERY as COMPILED_WORKBENCH
 from schema.compiled import Limits, workbench_plan
 from storage.db import Database
-from tests.factories import create_app, gql, new_category, new_group, push
+from tests.factories import (
+    TRANSPORT_WS,
+    create_app,
+    gql,
+    leaf_documents,
+    new_category,
+    new_group,
+    push,
+    ws_client,
+)
 
 FULL = """
 query Full($p: Platform! = PC) {
@@ -33,6 +45,7 @@ LITERAL = "{ workbench(platform: ANDROID) { unreadTotal apps { app { id } unread
 PLAIN = [(FULL, {}), (FULL, {"p": "IOS"}), (LITERAL, {}), (WORKBENCH_QUERY, {})]
 
 LIMITS = WorkbenchSchema.limits  # the defaults the test servers use
+LEAVES = leaf_documents(COMPILED_WORKBENCH, "(platform: PC)")
 
 
 def through_strawberry(document: str) -> str:
@@ -78,6 +91,41 @@ async def test_compiled_workbench_equals_strawberrys(http, tokens, catalogue, do
     assert compiled == executed
     apps = next(iter(compiled["data"].values()))["apps"]
     assert len(apps) in (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("compiled", "executed"),
+    [pytest.param(plain, executed, id=leaf) for leaf, plain, executed in LEAVES],
+)
+async def test_every_compiled_leaf_equals_strawberrys(http, tokens, catalogue, compiled, executed):
+    """Generated from the compiled tables: each leaf of each type, as itself and aliased, with
+    __typename at every level, is what the executor answers."""
+    # given
+    assert workbench_plan(compiled, {}, None, LIMITS) is not None
+    assert workbench_plan(executed, {}, None, LIMITS) is None
+    # when
+    fast = await gql(http, tokens.user(), compiled)
+    slow = await gql(http, tokens.user(), executed)
+    # then
+    assert "errors" not in fast
+    assert fast == slow
+    assert fast["data"]["r"]["__typename"] == "Workbench"
+
+
+async def test_queries_over_graphql_transport_ws_are_compiled_too(server, http, tokens, catalogue):
+    """Over graphql-transport-ws a plain workbench query gets the executor's data as well."""
+    # given
+    async with ws_client(server.ws_url, TRANSPORT_WS) as client:
+        await client.init(tokens.user())
+        # when
+        fast = await client.subscribe(FULL)
+        compiled = await client.next_data()
+        assert await client.receive() == {"id": fast, "type": "complete"}
+        await client.subscribe(through_strawberry(FULL))
+        executed = await client.next_data()
+    # then
+    assert compiled == executed
+    assert compiled == (await gql(http, tokens.user(), FULL))["data"]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ async def test_unexpected_error_is_masked_and_logged(http, tokens, monkeypatch, 
         raise RuntimeError("secret detail: SELECT * FROM app")
 
     monkeypatch.setattr("schema.workbench.load_workbench", broken)
-    monkeypatch.setattr("schema.load_workbench", broken)  # the compiled path (schema.compiled)
+    monkeypatch.setattr("schema.compiled.load_workbench", broken)  # the compiled path
     caplog.set_level(logging.DEBUG)
     # when
     body = await gql(http, tokens.user(), WORKBENCH)
