@@ -6,9 +6,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import strawberry
 
-from resolvers.catalogue_events import WorkbenchChangeStream
 from resolvers.errors import InvalidInput
 from resolvers.identity import parse_id
+from resolvers.streams.workbench import WorkbenchChangeStream
 from resolvers.workbench import list_removed_apps, load_workbench, remove_app, restore_app
 from schema.apps import App
 from schema.badges import capped
@@ -184,7 +184,7 @@ class WorkbenchSubscription:
             principal = context.user()
         stream = WorkbenchChangeStream(
             db=context.db,
-            broker=context.broker,
+            hub=context.hub,
             watch=context.watch,
             cid=principal.cid,
             uid=principal.uid,

@@ -211,6 +211,14 @@ def test_the_installed_command_works_from_any_folder(tmp_path: Path):
     assert result.stdout == (ROOT / "schema.graphql").read_text()
 
 
+def test_no_import_cycle_among_the_product_packages():
+    """No product module imports, at any level, a module that imports it back."""
+    graph = import_graph(ROOT, TOP_LEVEL)
+    assert "resolvers.badges" in graph  # the graph is of this checkout
+    found = [" -> ".join(cycle) for cycle in cycles(graph)]
+    assert found == [], "import cycles:\n" + "\n".join(found)
+
+
 def test_the_cycle_finder_sees_deferred_imports(tmp_path: Path):
     """A cycle closed only by a TYPE_CHECKING or a function-local import is still a cycle,
     and ``from pkg import name`` imports the module ``pkg.name``."""

@@ -11,9 +11,10 @@ import pytest
 
 from imworkbench.brokers import MemoryBroker
 from resolvers.apps import AppDraft, PlatformDraft, create_app
-from resolvers.badges import BadgeCause, open_workbench, read_app
+from resolvers.badges import open_workbench, read_app
 from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
 from resolvers.identity import Principal, Role
+from resolvers.messages import BadgeCause
 from resolvers.notices import push_notice
 from storage import badges as store
 from storage.db import Database

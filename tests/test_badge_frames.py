@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from resolvers.badges import BadgeCause, BadgeEventData
+from resolvers.badges import BadgeEventData
+from resolvers.messages import BadgeCause
 from schema import WorkbenchSchema
 from schema.compiled import badges_plan
 from schema.plain_documents import MAX_DOCUMENT_CHARS
