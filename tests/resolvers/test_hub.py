@@ -5,6 +5,7 @@ listener; malformed bytes dropped; resync fanned out; one failing listener harms
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -62,6 +63,16 @@ class Failing(Recorder):
         """Count, then fail."""
         super().resync()
         raise RuntimeError("broken stream")
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Let other tasks run until ``predicate()`` holds (within the test timeout): the hub's
+    counts change without an event to wait on."""
+    async with asyncio.timeout(TIMEOUT):
+        for _ in itertools.count():
+            if predicate():
+                return
+            await asyncio.sleep(0)
 
 
 def redis_url() -> str:
@@ -197,13 +208,12 @@ async def test_a_second_listener_waits_until_the_channel_is_listened_to():
             await listener.wait(lambda: bool(listener.messages))
 
     tasks = [asyncio.create_task(follow("first", first))]
-    await asyncio.sleep(0)
+    await until(lambda: broker.listens == 1)
     tasks.append(asyncio.create_task(follow("second", second)))
-    await asyncio.sleep(0.05)
+    await until(lambda: hub.listener_count() == 2)
     assert entered == []
     broker.gate.set()
-    await asyncio.sleep(0.05)
-    assert sorted(entered) == ["first", "second"]
+    await until(lambda: len(entered) == 2)
     await broker.publish([(CHANNEL, CHANGE.encode())])
     await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
     assert broker.listens == 1
@@ -222,13 +232,13 @@ async def test_a_waiting_listener_takes_over_when_the_first_gives_up():
             await listener.wait(lambda: bool(listener.messages))
 
     opener = asyncio.create_task(follow(first))
-    await asyncio.sleep(0)
+    await until(lambda: broker.listens == 1)
     waiter = asyncio.create_task(follow(second))
-    await asyncio.sleep(0.05)
+    await until(lambda: hub.listener_count() == 2)
     opener.cancel()
     await asyncio.gather(opener, return_exceptions=True)
     broker.gate.set()
-    await asyncio.sleep(0.05)
+    await until(lambda: broker.listener_count() == 1)
     await broker.publish([(CHANNEL, CHANGE.encode())])
     await asyncio.wait_for(waiter, TIMEOUT)
     assert (first.messages, second.messages) == ([], [CHANGE])
