@@ -44,14 +44,17 @@ class MessageListener(Protocol):
 class _Channel:
     """The broker ``Listener`` of one channel, and the local listeners it serves."""
 
-    __slots__ = ("_context", "listeners", "name", "opened", "ready")
+    __slots__ = ("_context", "_settled", "listeners", "name", "opened", "settling")
 
     def __init__(self, name: str) -> None:
         self.name = name
         # An ordered set: listeners are served in the order they arrived.
         self.listeners: dict[MessageListener, None] = {}
-        self.ready = asyncio.Event()  # set once opening ended, whether or not it worked
         self.opened = False
+        self.settling = True  # until opening ended, whether or not it worked
+        # Made only when a listener has to wait for the opening (an Event is ~0.8 KiB, and
+        # there is a channel per connected user).
+        self._settled: asyncio.Event | None = None
         self._context: AbstractAsyncContextManager[None] | None = None
 
     async def open(self, broker: Broker) -> None:
@@ -60,7 +63,16 @@ class _Channel:
             await context.__aenter__()
             self._context, self.opened = context, True
         finally:
-            self.ready.set()
+            self.settling = False
+            if self._settled is not None:
+                self._settled.set()
+
+    async def settled(self) -> None:
+        """Return once the opening ended (see ``opened`` for how)."""
+        if self.settling:
+            if self._settled is None:
+                self._settled = asyncio.Event()
+            await self._settled.wait()
 
     async def close(self) -> None:
         context, self._context = self._context, None
@@ -140,7 +152,7 @@ class Hub:
             if channel.opened:
                 return channel
             try:
-                await channel.ready.wait()
+                await channel.settled()
             except BaseException:
                 channel.listeners.pop(listener, None)
                 raise
