@@ -19,6 +19,7 @@ keeping the message from the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -48,8 +49,9 @@ class _Channel:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        # An ordered set: listeners are served in the order they arrived.
-        self.listeners: dict[MessageListener, None] = {}
+        # Served in the order they arrived; a list, as most channels have one listener (a
+        # one-item list is a third of a one-item dict or set, per connected user).
+        self.listeners: list[MessageListener] = []
         self.opened = False
         self.settling = True  # until opening ended, whether or not it worked
         # Made only when a listener has to wait for the opening (an Event is ~0.8 KiB, and
@@ -73,6 +75,11 @@ class _Channel:
             if self._settled is None:
                 self._settled = asyncio.Event()
             await self._settled.wait()
+
+    def leave(self, listener: MessageListener) -> None:
+        """Stop serving ``listener`` (once, if it joined more than once)."""
+        with contextlib.suppress(ValueError):
+            self.listeners.remove(listener)
 
     async def close(self) -> None:
         context, self._context = self._context, None
@@ -127,7 +134,7 @@ class Hub:
         try:
             yield
         finally:
-            channel.listeners.pop(listener, None)
+            channel.leave(listener)
             if not channel.listeners and self._channels.get(name) is channel:
                 # Forgotten before the broker is told, so a listener arriving meanwhile opens a
                 # fresh channel rather than joining one being closed.
@@ -139,24 +146,24 @@ class Hub:
             channel = self._channels.get(name)
             if channel is None:
                 channel = self._channels[name] = _Channel(name)
-                channel.listeners[listener] = None
+                channel.listeners.append(listener)
                 try:
                     await channel.open(self._broker)
                 except BaseException:
-                    channel.listeners.pop(listener, None)
+                    channel.leave(listener)
                     if self._channels.get(name) is channel:
                         del self._channels[name]
                     raise
                 return channel
-            channel.listeners[listener] = None
+            channel.listeners.append(listener)
             if channel.opened:
                 return channel
             try:
                 await channel.settled()
             except BaseException:
-                channel.listeners.pop(listener, None)
+                channel.leave(listener)
                 raise
             if channel.opened:
                 return channel
             # The first listener's opening failed: leave that channel and open one anew.
-            channel.listeners.pop(listener, None)
+            channel.leave(listener)
