@@ -21,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from resolvers.broker import Broker
@@ -118,7 +117,7 @@ class Hub:
         """Hand ``channel``'s decoded messages to ``listener`` while the block runs. The block
         starts once the broker listens to the channel (as ``Broker.listen`` promises), and
         raises what the broker raised if it could not."""
-        return self._listen(channel, listener)
+        return _Subscription(self, channel, listener)
 
     def listener_count(self) -> int:
         """Local listeners, over all channels (tests and metrics)."""
@@ -128,18 +127,13 @@ class Hub:
         """Channels listened to on the broker (tests and metrics)."""
         return len(self._channels)
 
-    @asynccontextmanager
-    async def _listen(self, name: str, listener: MessageListener) -> AsyncIterator[None]:
-        channel = await self._join(name, listener)
-        try:
-            yield
-        finally:
-            channel.leave(listener)
-            if not channel.listeners and self._channels.get(name) is channel:
-                # Forgotten before the broker is told, so a listener arriving meanwhile opens a
-                # fresh channel rather than joining one being closed.
-                del self._channels[name]
-                await channel.close()
+    async def _leave(self, channel: _Channel, listener: MessageListener) -> None:
+        channel.leave(listener)
+        if not channel.listeners and self._channels.get(channel.name) is channel:
+            # Forgotten before the broker is told, so a listener arriving meanwhile opens a
+            # fresh channel rather than joining one being closed.
+            del self._channels[channel.name]
+            await channel.close()
 
     async def _join(self, name: str, listener: MessageListener) -> _Channel:
         while True:
@@ -167,3 +161,24 @@ class Hub:
                 return channel
             # The first listener's opening failed: leave that channel and open one anew.
             channel.leave(listener)
+
+
+class _Subscription:
+    """``Hub.listen``'s context manager. A class rather than ``@asynccontextmanager``: one
+    lives as long as each live stream, and a suspended generator costs about 0.5 KiB more."""
+
+    __slots__ = ("_channel", "_hub", "_listener", "_name")
+
+    def __init__(self, hub: Hub, name: str, listener: MessageListener) -> None:
+        self._hub = hub
+        self._name = name
+        self._listener = listener
+        self._channel: _Channel | None = None
+
+    async def __aenter__(self) -> None:
+        self._channel = await self._hub._join(self._name, self._listener)
+
+    async def __aexit__(self, *_: object) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await self._hub._leave(channel, self._listener)
