@@ -162,8 +162,7 @@ def test_resolvers_know_no_transport():
 
 
 def test_schema_and_legacy_do_not_import_each_other_or_the_shell():
-    """schema and legacy_rest are siblings; neither imports the other nor the service shell,
-    and legacy_rest reaches storage only through resolvers."""
+    """schema and legacy_rest import neither each other nor the shell; legacy_rest no storage."""
     (
         archrule("schema is independent of legacy_rest")
         .match("schema*")
@@ -221,8 +220,7 @@ def test_no_import_cycle_among_the_product_packages():
 
 
 def test_the_cycle_finder_sees_deferred_imports(tmp_path: Path):
-    """A cycle closed only by a TYPE_CHECKING or a function-local import is still a cycle,
-    and ``from pkg import name`` imports the module ``pkg.name``."""
+    """Cycles closed by TYPE_CHECKING, function-local or from-package imports are found."""
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "__init__.py").write_text("from pkg.a import A\n")

@@ -92,8 +92,7 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
 
 
 async def test_one_broker_listener_per_channel(broker):
-    """Three local listeners on two channels cost the broker two listeners, and leaving
-    releases them: the broker's listener goes with a channel's last local one."""
+    """The broker holds one listener per channel, released with the channel's last local one."""
     hub = Hub(broker)
     first, second, other = Recorder(), Recorder(), Recorder()
     async with AsyncExitStack() as stack:
@@ -110,8 +109,7 @@ async def test_one_broker_listener_per_channel(broker):
 
 
 async def test_each_message_is_decoded_once_for_every_listener(broker):
-    """Every listener of the channel is handed the very same decoded message, in order; the
-    other channel's listener gets nothing."""
+    """A channel's listeners all get the very same decoded message, in order; others get none."""
     hub = Hub(broker)
     first, second, other = Recorder(), Recorder(), Recorder()
     async with hub.listen(CHANNEL, first), hub.listen(CHANNEL, second), hub.listen(OTHER, other):
@@ -123,8 +121,7 @@ async def test_each_message_is_decoded_once_for_every_listener(broker):
 
 
 async def test_malformed_bytes_are_logged_and_dropped(broker, caplog):
-    """Bytes that do not decode reach no listener and are logged once; the next message
-    arrives as usual."""
+    """Bytes that do not decode reach no listener, are logged once, and stop nothing after them."""
     hub = Hub(broker)
     first, second = Recorder(), Recorder()
     with caplog.at_level(logging.WARNING, logger="workbench.streams"):
@@ -150,8 +147,7 @@ async def test_a_failing_listener_does_not_starve_the_others(broker, caplog):
 
 
 async def test_resync_reaches_every_local_listener():
-    """Another process's resync mark for a channel (it dropped messages while Redis was
-    away) reaches each local listener of that channel once, through one broker listener."""
+    """Another process's resync mark reaches each local listener of that channel once."""
     url = redis_url()
     here, there = RedisBroker(url), RedisBroker(url)
     await here.start()
@@ -195,8 +191,7 @@ class GatedBroker(MemoryBroker):
 
 
 async def test_a_second_listener_waits_until_the_channel_is_listened_to():
-    """A listener arriving while the channel's broker listen is still starting begins only
-    once it has, and shares it (the broker is asked once)."""
+    """A listener arriving mid-subscribe starts with the first one, sharing one broker listen."""
     broker = GatedBroker()
     hub = Hub(broker)
     first, second = Recorder(), Recorder()
@@ -221,8 +216,7 @@ async def test_a_second_listener_waits_until_the_channel_is_listened_to():
 
 
 async def test_a_waiting_listener_takes_over_when_the_first_gives_up():
-    """When the first listener is cancelled while the broker listen is starting, a listener
-    waiting for it opens the channel itself and gets its messages."""
+    """If the first listener is cancelled mid-subscribe, a waiting one subscribes and is served."""
     broker = GatedBroker()
     hub = Hub(broker)
     first, second = Recorder(), Recorder()

@@ -79,8 +79,7 @@ async def test_an_open_app_passes_and_an_unknown_one_does_not(service):
 
 
 async def test_an_announced_change_reaches_the_cached_rules(service):
-    """Once an app switched to signed mode is announced, unsigned calls are refused without
-    waiting for the cache to expire; once it is disabled, it is not found."""
+    """An announced switch to signed mode, then a disable, apply at once despite the cache."""
     app_id = await service.new_app()
     await service.admit(app_id)  # cached as open
     await update_app(

@@ -59,8 +59,7 @@ def test_golden_bytes_decode_to_their_message(message, wire):
 
 
 def test_badge_change_bytes_are_the_previous_encoders():
-    """A badge change is byte for byte what the previous release's json.dumps encoder gave,
-    over every cause and a spread of counts."""
+    """Badge changes are byte for byte the previous release's json.dumps output, every cause."""
     for cause in BadgeCause:
         for version, unseen, badges in [
             (1, 0, ()),
