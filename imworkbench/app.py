@@ -2,9 +2,10 @@
 
 Routes: ``/graphql`` (HTTP + WebSocket), the legacy ``/OpenPlatform/integrate/*.php``
 endpoints, built-in icons under ``/icons/``, GraphiQL's assets under ``/graphiql/``. The lifespan
-opens the database, the broker, the process's catalogue watch and the push dispatcher, and hands
-requests ``request.state.db``, ``.broker``, ``.watch``, ``.options`` (``ServiceOptions``) and
-``.sealer`` (app secrets at rest).
+opens the database, the broker, the process's message hub (one broker listener per channel,
+decoding each message once for the live streams) and catalogue watch, and the push dispatcher,
+and hands requests ``request.state.db``, ``.broker``, ``.hub``, ``.watch``, ``.options``
+(``ServiceOptions``) and ``.sealer`` (app secrets at rest).
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ from imworkbench.push_gateways import create_gateway
 from imworkbench.serving import install_graceful_shutdown, tune_garbage_collector
 from imworkbench.settings import Settings
 from legacy_rest import legacy_routes
-from resolvers.catalogue_events import CatalogueWatch
 from resolvers.icons import MAX_ICON_BYTES
 from resolvers.notices import NoticeBatcher
 from resolvers.options import ServiceOptions
 from resolvers.push import Dispatcher
 from resolvers.sealing import SecretSealer
+from resolvers.streams.catalogue import CatalogueWatch
+from resolvers.streams.hub import Hub
 from resolvers.tokens import TokenCodec
 from schema import build_schema
 from storage.db import Database
@@ -111,7 +113,8 @@ def create_app(
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         broker = InstrumentedBroker(create_broker(settings.broker_url), metrics)
-        watch = CatalogueWatch(db, broker)
+        hub = Hub(broker)
+        watch = CatalogueWatch(db, hub)
         notices = NoticeBatcher(db, broker, coalesce_s=options.push_coalesce_s)
         dispatcher = Dispatcher(
             db,
@@ -120,7 +123,7 @@ def create_app(
             retry_base_s=settings.push_retry_base_seconds,
         )
         # Also on app.state, for operators' introspection and tests; requests use their state.
-        app.state.db, app.state.broker, app.state.watch = db, broker, watch
+        app.state.db, app.state.broker, app.state.hub, app.state.watch = db, broker, hub, watch
         app.state.dispatcher, app.state.metrics = dispatcher, metrics
         try:
             if check_migrations:
@@ -135,6 +138,7 @@ def create_app(
             yield {
                 "db": db,
                 "broker": broker,
+                "hub": hub,
                 "watch": watch,
                 "notices": notices,
                 "options": options,

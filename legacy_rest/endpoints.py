@@ -1,9 +1,9 @@
 """getappid, pushappnotice and setnum (SPEC §6; the seed's chapter 三), and checkticket
 (SPEC §8).
 
-Every endpoint first applies the app's access rules (``resolvers.vendor.check_legacy_access``):
-its IP allowlist and, for apps switched to signed mode, ``timestamp`` + ``sign``. Apps left open
-keep the seed's behaviour unchanged.
+Every endpoint first has the app's access rules applied (``resolvers.legacy_access``): its IP
+allowlist and, for apps switched to signed mode, ``timestamp`` + ``sign``. Apps left open keep
+the seed's behaviour unchanged.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ from legacy_rest.responses import (
 )
 from resolvers.apps import resolve_app_key
 from resolvers.badges import record_read
-from resolvers.errors import AppNotFound, InvalidInput, WorkbenchError
+from resolvers.errors import InvalidInput, WorkbenchError
 from resolvers.identity import parse_id
+from resolvers.legacy_access import admit_legacy_call
 from resolvers.sso import verify_ticket
-from resolvers.vendor import check_legacy_access
-from storage import catalogue
 
 PREFIX = "/OpenPlatform/integrate/"
 GETAPPID = PREFIX + "getappid.php"
@@ -101,24 +100,13 @@ def _recipients(params: LegacyParams) -> list[tuple[int, int]]:
 
 
 async def _guard(request: Request, params: LegacyParams, app_id: int) -> None:
-    # The app's access rules; an unknown or disabled app fails like before. Open apps (the
-    # seed's behaviour) pass on the process's cached rules without a database read.
-    access = await request.state.watch.app_access(app_id)
-    if access is None or not access.enabled:
-        raise AppNotFound(app_id)
-    if access.open:
-        return
-    db = request.state.db
-    async with db.read() as session:
-        app = await catalogue.get_app(session, app_id)
-    if app is None or not app.enabled:
-        raise AppNotFound(app_id)
-    await check_legacy_access(
-        db=db,
-        app=app,
+    await admit_legacy_call(
+        db=request.state.db,
+        watch=request.state.watch,
+        sealer=request.state.sealer,
+        app_id=app_id,
         params=params.pairs(),
         client_ip=request.client.host if request.client else None,
-        sealer=request.state.sealer,
     )
 
 

@@ -4,9 +4,10 @@ service shell (``imworkbench.brokers``); resolvers only see this protocol.
 
 Shape, fit for an in-process backend and for Redis pub/sub alike:
 
-- Channels are per user: ``user_channel(cid, uid)``, plus ``CATALOGUE_CHANNEL`` for catalogue
-  changes (one listener per process). Messages are opaque ``bytes``, encoded once
-  by the publisher and handed to every local listener as they are.
+- Channels are per user, plus one for catalogue changes; their names and the messages' format
+  are ``resolvers.messages``. To the broker, messages are opaque ``bytes``, encoded once by
+  the publisher; each process's ``resolvers.streams.hub.Hub`` is the one listener of a channel
+  and decodes them once for its local streams.
 - ``publish(batch)`` takes many ``(channel, message)`` pairs at once (one pipeline on Redis), and
   is called only after the transaction that produced them has committed.
 - ``listen(channel, listener)`` is an async context manager: interest in the channel lasts as
@@ -21,14 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
-
-# Administrative catalogue changes, for every process (``resolvers.catalogue_events``).
-CATALOGUE_CHANNEL = "wb:catalogue"
-
-
-def user_channel(cid: int, uid: int) -> str:
-    """The channel of user ``(cid, uid)``'s badge events."""
-    return f"wb:user:{cid}:{uid}"
 
 
 class Listener(Protocol):

@@ -20,10 +20,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from resolvers.badges import BadgeCause, BadgeEventData, read_app
+from resolvers.badges import BadgeEventData, read_app
 from resolvers.broker import Broker
 from resolvers.errors import AppNotFound
 from resolvers.identity import Principal
+from resolvers.messages import BadgeCause
 from resolvers.sso import DEFAULT_TICKET_TTL_S, issue_ticket
 from storage import catalogue
 from storage.db import Database

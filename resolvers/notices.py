@@ -23,15 +23,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers.badges import (
-    MAX_RECIPIENTS,
-    BadgeCause,
-    NoticeOutcome,
-    distinct_recipients,
-    encode_message,
-)
-from resolvers.broker import Broker, user_channel
+from resolvers.badges import MAX_RECIPIENTS, NoticeOutcome, distinct_recipients
+from resolvers.broker import Broker
 from resolvers.errors import AppNotFound
+from resolvers.messages import BadgeCause, BadgeChange, user_channel
 from resolvers.push import enqueue_notice
 from storage import badges as store
 from storage import catalogue
@@ -90,10 +85,11 @@ async def apply_notices(
     changed: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
     for cid, uid, app_id in sorted(unread):
         changed[(cid, uid)].append((app_id, unread[(cid, uid, app_id)]))
-    messages = [
-        (user_channel(cid, uid), encode_message(BadgeCause.NOTICE, states[(cid, uid)], badges))
-        for (cid, uid), badges in changed.items()
-    ]
+    messages = []
+    for (cid, uid), badges in changed.items():
+        state = states[(cid, uid)]
+        change = BadgeChange(BadgeCause.NOTICE, state.version, state.unseen, tuple(badges))
+        messages.append((user_channel(cid, uid), change.encode()))
     return outcomes, messages
 
 

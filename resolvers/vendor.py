@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolvers import audit
 from resolvers.addresses import address_allowed
 from resolvers.apps import administered_app, hash_secret
-from resolvers.badges import BadgeCause, distinct_recipients, encode_message
-from resolvers.broker import Broker, user_channel
+from resolvers.badges import distinct_recipients
+from resolvers.broker import Broker
 from resolvers.errors import (
     AppNotFound,
     InvalidInput,
@@ -31,6 +31,7 @@ from resolvers.errors import (
     WorkbenchError,
 )
 from resolvers.identity import Principal, Role
+from resolvers.messages import BadgeCause, BadgeChange, user_channel
 from resolvers.notices import apply_notice
 from resolvers.sealing import SealBroken, SecretSealer
 from resolvers.tokens import TokenCodec
@@ -303,8 +304,8 @@ async def set_app_badge(
         changed = await store.set_unread(session, cid=cid, uid=uid, app_id=app_id, unread=unread)
     if changed is not None:
         state, count, _ = changed
-        message = encode_message(BadgeCause.SET, state, ((app_id, count),))
-        await broker.publish(((user_channel(cid, uid), message),))
+        message = BadgeChange(BadgeCause.SET, state.version, state.unseen, ((app_id, count),))
+        await broker.publish(((user_channel(cid, uid), message.encode()),))
     return BadgeSet(cid=cid, uid=uid, unread=unread, version=version)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from resolvers.badges import RELOAD_MESSAGE
-from resolvers.broker import Broker, user_channel
+from resolvers.broker import Broker
 from resolvers.errors import AppNotFound, InvalidInput
 from resolvers.identity import Principal
+from resolvers.messages import RELOAD, user_channel
 from storage import badges as store
 from storage import catalogue
 from storage.catalogue import WorkbenchRow
@@ -72,7 +72,7 @@ async def remove_app(*, db: Database, broker: Broker, principal: Principal, app_
             raise InvalidInput.single("appId", "this app cannot be removed", "NOT_REMOVABLE")
         changed = await catalogue.add_removal(session, cid=cid, uid=uid, app_id=app_id)
     if changed:
-        await broker.publish(((user_channel(cid, uid), RELOAD_MESSAGE),))
+        await broker.publish(((user_channel(cid, uid), RELOAD.encode()),))
     return app
 
 
@@ -95,7 +95,7 @@ async def restore_app(*, db: Database, broker: Broker, principal: Principal, app
                 return app  # already on the workbench
             raise AppNotFound(app_id)
         await catalogue.delete_removal(session, cid=cid, uid=uid, app_id=app_id)
-    await broker.publish(((user_channel(cid, uid), RELOAD_MESSAGE),))
+    await broker.publish(((user_channel(cid, uid), RELOAD.encode()),))
     return app
 
 

@@ -9,6 +9,7 @@ import strawberry
 from resolvers import badges as badge_resolvers
 from resolvers.identity import Principal, parse_id
 from resolvers.launch import LaunchData, open_app
+from resolvers.streams.badges import BadgeStream
 from schema.context import Context
 from schema.enums import BadgeCause, LaunchMode, Platform
 from schema.fields import root_mutation, root_subscription
@@ -21,15 +22,13 @@ def capped(count: int) -> int:
     return min(count, MAX_INT)
 
 
-def badge_stream(
-    context: Context, principal: Principal, platform: Platform | None
-) -> badge_resolvers.BadgeStream:
+def badge_stream(context: Context, principal: Principal, platform: Platform | None) -> BadgeStream:
     """The badge stream of ``principal`` on ``platform`` (``None``: every platform) over the
-    context's database, broker and catalogue watch: what the ``badges`` subscription streams,
+    context's database, hub and catalogue watch: what the ``badges`` subscription streams,
     through Strawberry or compiled (``schema.compiled``)."""
-    return badge_resolvers.BadgeStream(
+    return BadgeStream(
         db=context.db,
-        broker=context.broker,
+        hub=context.hub,
         cid=principal.cid,
         uid=principal.uid,
         platform=platform,

@@ -15,11 +15,12 @@ from strawberry.dataloader import DataLoader
 
 from resolvers import loaders
 from resolvers.broker import Broker
-from resolvers.catalogue_events import CatalogueWatch
 from resolvers.errors import NotAuthenticated, PermissionDenied
 from resolvers.identity import Principal, Role
 from resolvers.options import ServiceOptions
 from resolvers.sealing import SecretSealer
+from resolvers.streams.catalogue import CatalogueWatch
+from resolvers.streams.hub import Hub
 from resolvers.tokens import TokenCodec
 from storage import icons as icon_store
 from storage.db import Database
@@ -76,6 +77,7 @@ class Context:
 
     db: Database
     broker: Broker
+    hub: Hub
     watch: CatalogueWatch
     options: ServiceOptions
     sealer: SecretSealer

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers.badges import BadgeCause
-from resolvers.catalogue_events import WorkbenchChangeKind
+from resolvers.messages import BadgeCause
+from resolvers.streams.workbench import WorkbenchChangeKind
 from resolvers.visibility import VisibilityReason
 from storage.models import AppKind, AudienceMode, LaunchMode, Platform
 

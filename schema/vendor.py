@@ -12,7 +12,7 @@ from resolvers import sso
 from resolvers import vendor as vendor_resolvers
 from resolvers.errors import NotAuthenticated, TooManyRecipients
 from resolvers.identity import parse_id
-from resolvers.notifications import NotificationStream
+from resolvers.streams.notifications import NotificationStream
 from schema.apps import App, AppPayload
 from schema.context import Context
 from schema.enums import Platform
@@ -294,7 +294,7 @@ class NotificationSubscription:
         principal = context.user()
         stream = NotificationStream(
             db=context.db,
-            broker=context.broker,
+            hub=context.hub,
             watch=context.watch,
             cid=principal.cid,
             uid=principal.uid,

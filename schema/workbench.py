@@ -7,8 +7,8 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from resolvers import workbench as workbench_resolvers
-from resolvers.catalogue_events import WorkbenchChangeStream
 from resolvers.identity import parse_id
+from resolvers.streams.workbench import WorkbenchChangeStream
 from resolvers.workbench import WorkbenchData, load_workbench
 from schema.apps import App
 from schema.badges import capped
@@ -180,7 +180,7 @@ class WorkbenchSubscription:
         principal = context.user()
         stream = WorkbenchChangeStream(
             db=context.db,
-            broker=context.broker,
+            hub=context.hub,
             watch=context.watch,
             cid=principal.cid,
             uid=principal.uid,

@@ -1,7 +1,9 @@
 """Broker backends, chosen by URL: ``memory://`` (one process, ``MemoryBroker``) or
 ``redis://`` / ``rediss://`` (``imworkbench.brokers.redis``, several processes and machines).
-Other schemes are refused by ``create_broker`` with ``ValueError``. The protocol they implement,
-and the channel names, are the resolvers' port: ``resolvers.broker``.
+Other schemes are refused by ``create_broker`` with ``ValueError``. The protocol they implement
+is the resolvers' port, ``resolvers.broker``; the channel names and the bytes they carry are
+``resolvers.messages``, and each process's one listener per channel is
+``resolvers.streams.hub.Hub``.
 """
 
 from __future__ import annotations

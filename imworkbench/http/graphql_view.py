@@ -212,6 +212,7 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
         return Context(
             db=state.db,
             broker=state.broker,
+            hub=state.hub,
             watch=state.watch,
             options=state.options,
             sealer=state.sealer,

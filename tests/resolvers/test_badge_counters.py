@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from imworkbench.brokers import MemoryBroker
-from resolvers.badges import BadgeCause, open_workbench, read_app
+from resolvers.badges import open_workbench, read_app
 from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
 from resolvers.identity import Principal, Role
+from resolvers.messages import BadgeCause
 from resolvers.notices import push_notice
 from storage.db import Database
 from tests.factories import PUSH, TIMEOUT, RecordingBroker, new_app, unread_of

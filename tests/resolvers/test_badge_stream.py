@@ -1,4 +1,4 @@
-"""BadgeStream: ordering by version, merging for slow clients, resync (resolvers/badges.py)."""
+"""BadgeStream: ordering by version, merging for slow clients, resync (resolvers/streams/)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imworkbench.brokers import MemoryBroker
 from resolvers.apps import AppDraft, PlatformDraft, create_app
-from resolvers.badges import BadgeCause, BadgeEventData, BadgeStream, encode_message
-from resolvers.broker import user_channel
+from resolvers.badges import BadgeEventData
 from resolvers.identity import Principal, Role
+from resolvers.messages import BadgeCause, BadgeChange, user_channel
 from resolvers.notices import push_notice
-from storage.badges import UserState
+from resolvers.streams.badges import BadgeStream
+from resolvers.streams.hub import Hub
 from storage.db import Database
 from storage.models import LaunchMode, Platform
 from tests.factories import TIMEOUT
@@ -47,9 +48,14 @@ async def apps(db: Database, *identifiers: str, platforms=tuple(Platform)) -> li
     return ids
 
 
+def change(cause: BadgeCause, version: int, unseen: int, *badges: tuple[int, int]) -> BadgeChange:
+    """A change of user (1001, 1034), as the hub hands it to streams."""
+    return BadgeChange(cause, version, unseen, badges)
+
+
 def message(cause: BadgeCause, version: int, unseen: int, *badges: tuple[int, int]) -> bytes:
     """A broker message as the resolvers publish it."""
-    return encode_message(cause, UserState(1001, 1034, unseen, version), badges)
+    return change(cause, version, unseen, *badges).encode()
 
 
 async def next_event(events: AsyncIterator[BadgeEventData]) -> BadgeEventData:
@@ -62,7 +68,7 @@ async def test_older_message_after_newer_is_ignored_per_app(db):
     # given
     first, second = await apps(db, "StreamA", "StreamB")
     broker = MemoryBroker()
-    events = BadgeStream(db=db, broker=broker, cid=1001, uid=1034, platform=None).events()
+    events = BadgeStream(db=db, hub=Hub(broker), cid=1001, uid=1034, platform=None).events()
     assert (await next_event(events)).version == 0
     # when: version 3 (app B) arrives, then version 2 (A and B), then version 1 (A)
     await broker.publish([(CHANNEL, message(BadgeCause.NOTICE, 3, 3, (second, 2)))])
@@ -83,7 +89,7 @@ async def test_slow_client_gets_one_merged_event(db):
     # given
     first, second = await apps(db, "MergeA", "MergeB")
     broker = MemoryBroker()
-    events = BadgeStream(db=db, broker=broker, cid=1001, uid=1034, platform=None).events()
+    events = BadgeStream(db=db, hub=Hub(broker), cid=1001, uid=1034, platform=None).events()
     await next_event(events)
     # when: five changes arrive before the client asks for the next event
     await broker.publish(
@@ -106,7 +112,7 @@ async def test_resync_sends_a_fresh_snapshot(db):
     # given
     (app_id,) = await apps(db, "ResyncApp")
     broker = MemoryBroker()
-    stream = BadgeStream(db=db, broker=broker, cid=1001, uid=1034, platform=Platform.PC)
+    stream = BadgeStream(db=db, hub=Hub(broker), cid=1001, uid=1034, platform=Platform.PC)
     events = stream.events()
     await next_event(events)
     # a change whose message never reached this stream
@@ -119,7 +125,7 @@ async def test_resync_sends_a_fresh_snapshot(db):
 
 
 class FloodingDatabase:
-    """A Database whose next read delivers ``count`` messages to a stream first, as if they were
+    """A Database whose next read delivers ``count`` changes to a stream first, as if they were
     published while the stream was loading its snapshot."""
 
     def __init__(self, db: Database, count: int, make: Any) -> None:
@@ -144,9 +150,9 @@ async def test_messages_during_load_are_applied(db):
     # given
     (app_id,) = await apps(db, "DuringLoad")
     flooding = FloodingDatabase(
-        db, 3, lambda i: message(BadgeCause.NOTICE, i + 1, i + 1, (app_id, i + 1))
+        db, 3, lambda i: change(BadgeCause.NOTICE, i + 1, i + 1, (app_id, i + 1))
     )
-    stream = BadgeStream(db=flooding, broker=MemoryBroker(), cid=1001, uid=1034, platform=None)  # type: ignore[arg-type]
+    stream = BadgeStream(db=flooding, hub=Hub(MemoryBroker()), cid=1001, uid=1034, platform=None)  # type: ignore[arg-type]
     flooding.stream = stream
     # when
     events = stream.events()
@@ -162,9 +168,9 @@ async def test_too_many_messages_during_load_trigger_a_reload(db):
     (app_id,) = await apps(db, "FloodApp")
     await push_notice(db=db, broker=MemoryBroker(), app_id=app_id, recipients=[(1001, 1034)])
     flooding = FloodingDatabase(
-        db, 300, lambda i: message(BadgeCause.NOTICE, 1000 + i, 1, (app_id, 1))
+        db, 300, lambda i: change(BadgeCause.NOTICE, 1000 + i, 1, (app_id, 1))
     )
-    stream = BadgeStream(db=flooding, broker=MemoryBroker(), cid=1001, uid=1034, platform=None)  # type: ignore[arg-type]
+    stream = BadgeStream(db=flooding, hub=Hub(MemoryBroker()), cid=1001, uid=1034, platform=None)  # type: ignore[arg-type]
     flooding.stream = stream
     events = stream.events()
     # when
@@ -182,7 +188,7 @@ async def test_platform_view_ignores_other_platforms_apps(db):
     (everywhere,) = await apps(db, "AllPlaces")
     (pc_only,) = await apps(db, "PcPlace", platforms=(Platform.PC,))
     broker = MemoryBroker()
-    events = BadgeStream(db=db, broker=broker, cid=1001, uid=1034, platform=Platform.IOS).events()
+    events = BadgeStream(db=db, hub=Hub(broker), cid=1001, uid=1034, platform=Platform.IOS).events()
     assert (await next_event(events)).badges == [(everywhere, 0)]
     # when
     await broker.publish([(CHANNEL, message(BadgeCause.NOTICE, 1, 1, (pc_only, 1)))])
@@ -196,7 +202,7 @@ async def test_notice_of_an_app_newer_than_the_snapshot_reloads(db):
     """Without news from the catalogue (another process's change not yet arrived), a notice
     for an app created after the snapshot makes the stream reload: a SNAPSHOT including it."""
     broker = MemoryBroker()
-    stream = BadgeStream(db=db, broker=broker, cid=1001, uid=1034, platform=Platform.PC)
+    stream = BadgeStream(db=db, hub=Hub(broker), cid=1001, uid=1034, platform=Platform.PC)
     events = stream.events()
     try:
         assert (await next_event(events)).badges == []

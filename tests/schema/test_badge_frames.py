@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import text
 
 import schema.compiled as compiled_module
-from resolvers.badges import BadgeCause, BadgeEventData
+from resolvers.badges import BadgeEventData
+from resolvers.messages import BadgeCause
 from schema import WorkbenchSchema
 from schema.compiled import BADGES, badges_plan
 from schema.plain_documents import MAX_DOCUMENT_CHARS

@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 import pytest
 
 from imworkbench.brokers import MemoryBroker
-from resolvers.broker import CATALOGUE_CHANNEL
-from resolvers.catalogue_events import CatalogueWatch, encode_change
 from resolvers.identity import Role
+from resolvers.messages import CATALOGUE_CHANNEL, CatalogueChange
+from resolvers.streams.catalogue import CatalogueWatch
+from resolvers.streams.hub import Hub
 from storage import catalogue
 from storage.catalogue import AppRule
 from storage.db import Database
@@ -296,7 +297,7 @@ async def test_one_read_serves_every_listener(database_url, tokens):
     one per stream; malformed messages are dropped."""
     db = CountingDatabase(database_url)
     broker = MemoryBroker()
-    watch = CatalogueWatch(db, broker)
+    watch = CatalogueWatch(db, Hub(broker))
     await watch.start()
     try:
         recorders = [Recorder() for _ in range(200)]
@@ -306,11 +307,11 @@ async def test_one_read_serves_every_listener(database_url, tokens):
         # when: a burst, and garbage in between
         await broker.publish(
             [
-                (CATALOGUE_CHANNEL, encode_change([1])),
+                (CATALOGUE_CHANNEL, CatalogueChange.of([1]).encode()),
                 (CATALOGUE_CHANNEL, b"not json"),
                 (CATALOGUE_CHANNEL, b'{"a":["x"]}'),
                 (CATALOGUE_CHANNEL, b"[]"),
-                (CATALOGUE_CHANNEL, encode_change([2, 3])),
+                (CATALOGUE_CHANNEL, CatalogueChange.of([2, 3]).encode()),
             ]
         )
         for _ in range(100):
@@ -327,8 +328,8 @@ async def test_one_read_serves_every_listener(database_url, tokens):
 
 def test_large_changes_say_everything():
     """More ids than a message lists become the "everything" message."""
-    assert encode_change(range(5)) == b'{"a":[0,1,2,3,4]}'
-    assert encode_change(range(1001)) == b'{"all":1}'
+    assert CatalogueChange.of(range(5)).encode() == b'{"a":[0,1,2,3,4]}'
+    assert CatalogueChange.of(range(1001)).encode() == b'{"all":1}'
 
 
 async def test_rule_in_memory_matches_the_sql_rule(database_url):

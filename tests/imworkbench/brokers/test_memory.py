@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imworkbench.brokers import MemoryBroker, create_broker
-from resolvers.broker import user_channel
+from resolvers.messages import user_channel
 
 
 class Collector:

@@ -217,26 +217,31 @@ async def test_versions_strictly_increase_under_a_burst(server, http, tokens):
 
 
 async def test_subscription_ends_cleanly_on_complete(server, http, tokens):
-    """A client's complete stops the stream and releases its broker listener and its place
-    among the catalogue watch's listeners."""
+    """A client's complete stops the stream and releases its hub listener, the hub's broker
+    listener of the user's channel, and its place among the catalogue watch's listeners."""
     # given
-    broker, watch = server.app.state.broker, server.app.state.watch
-    base = broker.listener_count()  # the catalogue watch itself
+    state = server.app.state
+    broker, hub, watch = state.broker, state.hub, state.watch
+
+    def counts() -> tuple[int, int, int]:
+        return broker.listener_count(), hub.listener_count(), watch.listener_count()
+
+    base = counts()  # the catalogue watch itself
     async with ws_client(server.ws_url, TRANSPORT_WS) as client:
         await client.init(tokens.user())
         op_id = await client.subscribe(BADGES, {"platform": "PC"})
         await client.next_data()
-        assert (broker.listener_count(), watch.listener_count()) == (base + 1, 1)
+        assert counts() == (base[0] + 1, base[1] + 1, 1)
         # when
         await client.socket.send(json.dumps({"id": op_id, "type": "complete"}))
         await client.silence(0.3)
         # then
-        assert (broker.listener_count(), watch.listener_count()) == (base, 0)
+        assert counts() == base
         await client.subscribe(BADGES, {"platform": "PC"})
         assert event(await client.next_data())["cause"] == "SNAPSHOT"
-        assert broker.listener_count() == base + 1
+        assert counts() == (base[0] + 1, base[1] + 1, 1)
     await asyncio.sleep(0.2)
-    assert (broker.listener_count(), watch.listener_count()) == (base, 0)
+    assert counts() == base
 
 
 # --- authentication and protocol safety -------------------------------------------------------

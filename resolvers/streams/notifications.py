@@ -1,8 +1,8 @@
 """The ``notifications`` subscription (SPEC §9; issue 4 item 6): connected clients get the
 same text a phone's push shows, for every notice of the user, as it happens.
 
-The stream listens on the user's badge channel and turns each NOTICE message into one
-notification per app it counts. Notifications are advisory (badges carry the truth and the
+The stream listens on the user's channel and turns each ``BadgeChange`` of cause NOTICE into
+one notification per app it counts. Notifications are advisory (badges carry the truth and the
 push outbox the durable copy), so a client that falls more than ``MAX_QUEUED`` behind loses
 the oldest ones rather than the server's memory.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 from collections.abc import AsyncGenerator, Collection, Mapping
 from dataclasses import dataclass
 
-from resolvers.badges import BadgeCause
-from resolvers.broker import Broker, user_channel
-from resolvers.catalogue_events import CatalogueWatch
+from resolvers.messages import BadgeCause, BadgeChange, Message, user_channel
 from resolvers.push import push_text
+from resolvers.streams.catalogue import CatalogueWatch
+from resolvers.streams.hub import Hub
 from storage import catalogue
 from storage.catalogue import AppRule
 from storage.db import Database
@@ -39,14 +38,14 @@ class NotificationData:
 
 
 class NotificationStream:
-    """One subscriber's notifications; the object is the broker ``Listener`` of the user's
-    channel and a ``CatalogueListener`` (to forget renamed apps' cached names)."""
+    """One subscriber's notifications; the object is the hub's ``MessageListener`` of the
+    user's channel and a ``CatalogueListener`` (to forget renamed apps' cached names)."""
 
     def __init__(
-        self, *, db: Database, broker: Broker, watch: CatalogueWatch, cid: int, uid: int
+        self, *, db: Database, hub: Hub, watch: CatalogueWatch, cid: int, uid: int
     ) -> None:
         self._db = db
-        self._broker = broker
+        self._hub = hub
         self._watch = watch
         self._cid = cid
         self._uid = uid
@@ -54,15 +53,12 @@ class NotificationStream:
         self._wake = asyncio.Event()
         self._names: dict[int, str] = {}
 
-    def deliver(self, message: bytes) -> None:
-        """Take a NOTICE message's apps; other messages are not notifications."""
-        if not message.startswith(b'{"c":"NOTICE"'):
+    def deliver(self, message: Message) -> None:
+        """Take a NOTICE change's apps; other messages are not notifications."""
+        if not isinstance(message, BadgeChange) or message.cause is not BadgeCause.NOTICE:
             return
-        data = json.loads(message)
-        if data.get("c") != BadgeCause.NOTICE.value:
-            return
-        for app_id, unread in data["b"]:
-            self._queue.append((app_id, unread, data["v"]))
+        for app_id, unread in message.badges:
+            self._queue.append((app_id, unread, message.version))
         self._wake.set()
 
     def resync(self) -> None:
@@ -96,7 +92,7 @@ class NotificationStream:
     async def events(self) -> AsyncGenerator[NotificationData, None]:
         """Notifications in order, until closed."""
         with self._watch.register(self):
-            async with self._broker.listen(user_channel(self._cid, self._uid), self):
+            async with self._hub.listen(user_channel(self._cid, self._uid), self):
                 while True:
                     await self._wake.wait()
                     self._wake.clear()
