@@ -28,10 +28,10 @@ $(PROD_STAMP): requirements.lock pyproject.toml
 # Refresh the lock files on purpose (newest releases allowed by pyproject.toml), then
 # `make install` and `make lint test` before committing them.
 lock: install
-	$(BIN)/uv pip compile pyproject.toml --upgrade --generate-hashes --python-version 3.11 \
-		--quiet -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --generate-hashes \
-		--python-version 3.11 --quiet -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --upgrade --generate-hashes \
+		--python-version 3.11 --quiet
+	$(BIN)/uv pip compile pyproject.toml -c requirements.lock -o requirements-dev.lock --extra dev \
+		--generate-hashes --python-version 3.11 --quiet
 
 serve: install-prod
 	$(BIN)/workbench migrate
