@@ -36,6 +36,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from resolvers.broker import Listener
@@ -95,8 +97,12 @@ class RedisBroker:
         self.url, self.namespace = split_url(url)
         self._prefix = f"{self.namespace}:"
         self._channels: dict[str, set[Listener]] = {}
-        self._client: aioredis.Redis | None = None
+        self._client: aioredis.Redis | None = None  # publishing
+        self._sub_client: aioredis.Redis | None = None  # the subscribing connection's pool
         self._pubsub: aioredis.client.PubSub | None = None
+        # Held while anything is sent on the subscribing connection or it is dropped: no
+        # (un)subscribe is ever in flight on a link being torn down (see ``_client_for``).
+        self._sub_lock = asyncio.Lock()
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_seen = 0.0
@@ -108,8 +114,14 @@ class RedisBroker:
         self.reconnects = 0
         self.dropped_publishes = 0
 
-    def _client_for(self) -> aioredis.Redis:
-        return aioredis.Redis.from_url(
+    def _client_for(self, *, subscriber: bool = False) -> aioredis.Redis:
+        # The subscriber's client retries nothing: on any connection error redis-py's PubSub
+        # would otherwise reconnect the socket itself (and resubscribe) from whichever task
+        # met the error, even with zero retries. The reader and an (un)subscribe running at
+        # once then both reconnect the one connection object and read each other's
+        # handshake replies; the reader died of that (an AttributeError) and messages were
+        # lost silently. Only ``_run`` reconnects the subscriber, and resyncs listeners.
+        client = aioredis.Redis.from_url(
             self.url,
             socket_connect_timeout=HEALTH_TIMEOUT_S,
             socket_keepalive=True,
@@ -118,10 +130,14 @@ class RedisBroker:
             # reader does its own PINGs (``_read``).
             client_name=client_name(self.namespace),
         )
+        if subscriber:
+            client.set_retry(Retry(NoBackoff(), 0, supported_errors=()))
+        return client
 
     async def start(self) -> None:
         """Connect (or keep trying in the background) and start the reader."""
         self._client = self._client_for()
+        self._sub_client = self._client_for(subscriber=True)
         self._task = asyncio.create_task(self._run(), name="redis-broker")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), HEALTH_TIMEOUT_S)
@@ -144,9 +160,10 @@ class RedisBroker:
             self._task = None
         self._channels.clear()
         await self._drop_pubsub()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in (self._client, self._sub_client):
+            if client is not None:
+                await client.aclose()
+        self._client = self._sub_client = None
 
     @property
     def connected(self) -> bool:
@@ -232,34 +249,28 @@ class RedisBroker:
 
     async def _command(self, name: str, channel: str) -> None:
         # (Un)subscribe on the live connection; while down, ``_connect`` reconciles later.
-        pubsub = self._pubsub
-        if pubsub is None or not self._connected.is_set():
-            return
-        try:
-            command = getattr(pubsub, name)(self._prefix + channel)
-            await asyncio.wait_for(command, HEALTH_TIMEOUT_S)
-        except (RedisError, OSError, TimeoutError, AttributeError, RuntimeError) as error:
-            # AttributeError/RuntimeError: redis-py on a connection being torn down.
-            logger.warning("Redis %s failed: %r; reconnecting", name, error)
-            self._connected.clear()
-            return
-        if self._pubsub is not pubsub:
-            # The link was replaced meanwhile: this command went to the old one. Bring the
-            # new one up to date instead.
-            current = self._pubsub
-            if current is not None and self._connected.is_set():
-                with contextlib.suppress(RedisError, OSError, TimeoutError, AttributeError):
-                    await self._reconcile(current)
-            return
-        if name == "subscribe":
-            self._subscribed.add(channel)
-        else:
-            self._subscribed.discard(channel)
+        # Under the lock, so the link cannot be dropped (or replaced) while this is in flight.
+        async with self._sub_lock:
+            pubsub = self._pubsub
+            if pubsub is None or not self._connected.is_set():
+                return
+            try:
+                command = getattr(pubsub, name)(self._prefix + channel)
+                await asyncio.wait_for(command, HEALTH_TIMEOUT_S)
+            except (RedisError, OSError, TimeoutError, AttributeError, RuntimeError) as error:
+                logger.warning("Redis %s failed: %r; reconnecting", name, error)
+                self._connected.clear()
+                return
+            if name == "subscribe":
+                self._subscribed.add(channel)
+            else:
+                self._subscribed.discard(channel)
 
     async def _drop_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        self._connected.clear()
-        self._subscribed = set()
+        async with self._sub_lock:
+            pubsub, self._pubsub = self._pubsub, None
+            self._connected.clear()
+            self._subscribed = set()
         if pubsub is not None:
             connection = pubsub.connection
             with contextlib.suppress(
@@ -276,9 +287,9 @@ class RedisBroker:
                     await connection.disconnect(nowait=True)
 
     async def _connect(self) -> None:
-        assert self._client is not None
+        assert self._sub_client is not None
         # Subscribe replies are read too (not ignored), so any reply proves the link alive.
-        pubsub = self._client.pubsub(ignore_subscribe_messages=False)
+        pubsub = self._sub_client.pubsub(ignore_subscribe_messages=False)
         self._pubsub = pubsub  # dropped (closed) by the caller if anything below fails
         # The everyone-resync channel; it also keeps the connection in pub/sub mode.
         await asyncio.wait_for(pubsub.subscribe(self._prefix + ALL_CHANNELS), HEALTH_TIMEOUT_S)
@@ -289,24 +300,25 @@ class RedisBroker:
     async def _reconcile(self, pubsub: aioredis.client.PubSub) -> None:
         # Bring the connection's subscriptions to the channels that have listeners now:
         # listeners may come and go while commands are in flight, so repeat until stable.
-        while self._pubsub is pubsub and self._connected.is_set():
-            wanted = set(self._channels)
-            missing = sorted(wanted - self._subscribed)
-            extra = sorted(self._subscribed - wanted)
-            if not missing and not extra:
-                return
-            for start in range(0, len(missing), 1000):
-                batch = missing[start : start + 1000]
-                await asyncio.wait_for(
-                    pubsub.subscribe(*(self._prefix + c for c in batch)), HEALTH_TIMEOUT_S
-                )
-                self._subscribed.update(batch)
-            for start in range(0, len(extra), 1000):
-                batch = extra[start : start + 1000]
-                await asyncio.wait_for(
-                    pubsub.unsubscribe(*(self._prefix + c for c in batch)), HEALTH_TIMEOUT_S
-                )
-                self._subscribed.difference_update(batch)
+        async with self._sub_lock:
+            while self._pubsub is pubsub and self._connected.is_set():
+                wanted = set(self._channels)
+                missing = sorted(wanted - self._subscribed)
+                extra = sorted(self._subscribed - wanted)
+                if not missing and not extra:
+                    return
+                for start in range(0, len(missing), 1000):
+                    batch = missing[start : start + 1000]
+                    await asyncio.wait_for(
+                        pubsub.subscribe(*(self._prefix + c for c in batch)), HEALTH_TIMEOUT_S
+                    )
+                    self._subscribed.update(batch)
+                for start in range(0, len(extra), 1000):
+                    batch = extra[start : start + 1000]
+                    await asyncio.wait_for(
+                        pubsub.unsubscribe(*(self._prefix + c for c in batch)), HEALTH_TIMEOUT_S
+                    )
+                    self._subscribed.difference_update(batch)
 
     async def _run(self) -> None:
         delay = BACKOFF_START_S
@@ -330,6 +342,10 @@ class RedisBroker:
                 raise
             except (RedisError, OSError, RuntimeError, TimeoutError) as error:
                 logger.warning("Redis subscriber connection lost: %r", error)
+            except Exception:
+                # Never let the reader die silently (listeners would wait forever): whatever
+                # the client library raises, start over on a new link and resync everyone.
+                logger.exception("Redis subscriber failed; reconnecting")
             await self._drop_pubsub()
             first = False
             await asyncio.sleep(min(BACKOFF_MAX_S, delay * random.uniform(0.5, 1.5)))
