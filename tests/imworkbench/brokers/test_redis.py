@@ -265,9 +265,10 @@ async def test_an_unexpected_error_in_the_reader_reconnects_and_resyncs(
 
 async def test_the_reader_keeps_up_with_subscribe_churn_on_a_busy_loop(namespace):
     """With the event loop busy (100 tasks burning 0.2 ms a turn) and listeners coming and
-    going on fresh channels, a message published every 0.25 s still arrives within a second:
-    the reader takes every received message per turn (a storm test saw one per turn fall
-    behind by tens of seconds, its (un)subscribe confirmations included)."""
+    going on fresh channels, a message published every 0.25 s still arrives within half of
+    TIMEOUT (2.5 s by default): the reader takes every received message per turn (a storm test
+    saw one per turn fall behind by tens of seconds, its (un)subscribe confirmations
+    included). A one-second bound failed at 1.01-1.15 s on a loaded 2-core machine."""
     # given
     broker, publisher = await started(namespace), await started(namespace)
     stop = asyncio.Event()
@@ -312,5 +313,5 @@ async def test_the_reader_keeps_up_with_subscribe_churn_on_a_busy_loop(namespace
         await broker.close()
         await publisher.close()
     # then
-    assert max(latencies) < 1.0, sorted(latencies)[-5:]
+    assert max(latencies) < TIMEOUT / 2, sorted(latencies)[-5:]
     assert broker.reconnects == 0
