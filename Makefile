@@ -11,26 +11,26 @@ PROD_STAMP := $(VENV)/.installed-prod
 # editable without resolving anything. `make install-prod` leaves the dev tools out.
 install: $(STAMP)
 
-$(STAMP): requirements-dev.lock pyproject.toml
+$(STAMP): requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP) $(PROD_STAMP)
 
 install-prod: $(PROD_STAMP)
 
-$(PROD_STAMP): requirements.lock pyproject.toml
+$(PROD_STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(PROD_STAMP)
 
 # Refresh the lock files on purpose (newest releases allowed by pyproject.toml), then
 # `make install` and `make lint test` before committing them.
 lock: install
-	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --upgrade --generate-hashes \
+	$(BIN)/uv pip compile pyproject.toml -o requirements.txt --upgrade --generate-hashes \
 		--python-version 3.11 --quiet
-	$(BIN)/uv pip compile pyproject.toml -c requirements.lock -o requirements-dev.lock --extra dev \
+	$(BIN)/uv pip compile pyproject.toml -c requirements.txt -o requirements-dev.txt --extra dev \
 		--generate-hashes --python-version 3.11 --quiet
 
 serve: install-prod
