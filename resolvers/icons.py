@@ -12,7 +12,8 @@ runs:
    included), GIF blocks or JPEG segments reads the declared dimensions and frame count, refuses
    oversized ones (a GIF declaring 65535x65535 costs nothing), checks every frame of an
    animation, not only the first (issue 11 item 5: each GIF image descriptor and each APNG fcTL
-   must lie inside the canvas; the frame count and the pixels summed over all frames are capped;
+   must lie inside the canvas, each image a JPEG's MP index lists, which Pillow opens as MPO
+   frames, within the caps; the frame count and the pixels summed over all frames are capped;
    APNG's acTL, sequence numbers and frame count must agree), and caps how many chunks, blocks
    and segments Pillow's pure-Python parsers will loop over and how far PNG metadata (zTXt, iTXt,
    iCCP) inflates. Pillow alone keeps each text chunk under ``PngImagePlugin.MAX_TEXT_CHUNK``
@@ -160,7 +161,7 @@ def process_icon(data: bytes, field: str = "icon") -> ProcessedIcon:
     """Judge an uploaded icon and make its 48x48 rendition (SPEC §2 ``icon``; issue 3 item 4).
 
     Accepts GIF, JPEG and PNG recognised by their magic bytes, at most ``MAX_ICON_BYTES``, at
-    most ``MAX_ICON_WIDTH`` x ``MAX_ICON_HEIGHT`` pixels, animations (GIF, APNG) of at most
+    most ``MAX_ICON_WIDTH`` x ``MAX_ICON_HEIGHT`` pixels, animations (GIF, APNG, MPO) of at most
     ``MAX_ICON_FRAMES`` frames and ``MAX_ANIMATION_PIXELS`` pixels in all, each frame inside
     the canvas, and only files whose first frame decodes completely. Raises ``InvalidInput``
     with one error on ``field`` and code ``ICON_TOO_LARGE``, ``ICON_FORMAT``, ``ICON_DIMENSIONS``,
@@ -543,10 +544,23 @@ _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
 
 def _jpeg_layout(data: bytes) -> _Layout:
     """JPEG (ITU T.81): SOI, then segments (``FF``, marker, big-endian length, payload) up to
-    the first scan (SOS), whose entropy-coded data libjpeg reads itself."""
-    pos = 2
+    the first scan (SOS), whose entropy-coded data libjpeg reads itself. A JPEG whose MP index
+    lists more images is an MPO to Pillow, with frames (``_mpo_images``)."""
+    width, height, mp_index = _jpeg_image(data, 0)
+    if data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+        raise _unreadable("JPEG", f"it has more than {MAX_JPEG_SCANS} scans")
+    frames = 1 if mp_index is None else _mpo_images(data, *mp_index, width * height)
+    return _Layout(width, height, frames)
+
+
+def _jpeg_image(data: bytes, start: int) -> tuple[int, int, tuple[int, int] | None]:
+    """The size of the JPEG image at ``data[start:]``, and where its MP index lies (start and
+    end in ``data``: the payload of its last ``APP2`` ``MPF`` segment after those four bytes,
+    as Pillow takes it), if it has one."""
+    pos = start + 2
     steps = 0
     size: tuple[int, int] | None = None
+    mp_index: tuple[int, int] | None = None
     while True:
         if pos + 4 > len(data):
             raise _unreadable("JPEG", "it ends before its image data (truncated)")
@@ -567,6 +581,8 @@ def _jpeg_layout(data: bytes) -> _Layout:
                     height, width = struct.unpack_from(">HH", data, pos + 3)
                     _check_size(width, height)
                     size = width, height
+                if marker == 0xE2 and data.startswith(b"MPF\0", pos + 2):
+                    mp_index = pos + 6, min(pos + length, len(data))
                 if marker == 0xDA:
                     break
                 pos += max(length, 2)
@@ -576,9 +592,65 @@ def _jpeg_layout(data: bytes) -> _Layout:
             )
     if size is None:
         raise _unreadable("JPEG", "it has no frame header")
-    if data.count(b"\xff\xda") > MAX_JPEG_SCANS:
-        raise _unreadable("JPEG", f"it has more than {MAX_JPEG_SCANS} scans")
-    return _Layout(*size)
+    return *size, mp_index
+
+
+def _mpo_images(data: bytes, start: int, end: int, pixels: int) -> int:
+    """How many images the MP index at ``data[start:end]`` lists (CIPA DC-007, Multi-Picture
+    Format; issue 11 item 5), after checking each as Pillow reads it as an MPO frame;
+    ``pixels`` are the first image's.
+
+    The index is a TIFF structure: byte order, the offset of an IFD whose tag 0xB001 (a LONG)
+    counts the images and whose tag 0xB002 (UNDEFINED) lists 16 bytes per image: attribute,
+    size, offset from the index's start (the first image is the file itself), two entry
+    numbers. Each further image must be a JPEG inside the file, within ``MAX_ICON_WIDTH`` x
+    ``MAX_ICON_HEIGHT``; at most ``MAX_ICON_FRAMES`` images and ``MAX_ANIMATION_PIXELS`` pixels
+    in all. Pillow only warns about a malformed index (a log line) and reads the file as a plain
+    JPEG; here it is refused."""
+    index = memoryview(data)[start:end]
+    malformed = _unreadable("JPEG", "its MP index (MPO) is malformed")
+    order = {b"MM\0*": ">", b"II*\0": "<"}.get(bytes(index[:4]))
+    try:
+        if order is None:
+            raise malformed
+        (ifd,) = struct.unpack_from(order + "I", index, 4)
+        (count,) = struct.unpack_from(order + "H", index, ifd)
+        tags: dict[int, tuple[int, int, int]] = {
+            tag: (kind, number, value)
+            for tag, kind, number, value in (
+                struct.unpack_from(order + "HHII", index, ifd + 2 + 12 * entry)
+                for entry in range(count)
+            )
+        }
+        if tags.get(0xB001, (0, 0, 0))[:2] != (4, 1):
+            raise malformed
+        images = tags[0xB001][2]
+        if images > MAX_ICON_FRAMES:
+            raise _Refusal(
+                ICON_FRAMES,
+                f"must have at most {MAX_ICON_FRAMES} frames; this JPEG declares {images}",
+            )
+        if images <= 1:
+            return 1
+        kind, size, offset = tags.get(0xB002, (0, 0, 0))
+        if kind != 7 or size < 16 * images or offset + size > len(index):
+            raise malformed
+        for number in range(1, images):
+            (image_offset,) = struct.unpack_from(order + "I", index, offset + 16 * number + 8)
+            image = start + image_offset
+            if not data.startswith(JPEG_SIGNATURE, image):
+                raise _unreadable("JPEG", f"its image {number + 1} (MPO) is not a JPEG")
+            width, height, _ = _jpeg_image(data, image)
+            pixels += width * height
+            if pixels > MAX_ANIMATION_PIXELS:
+                raise _Refusal(
+                    ICON_FRAMES,
+                    f"must have at most {MAX_ANIMATION_PIXELS} pixels across its frames; "
+                    f"this JPEG has {pixels} or more",
+                )
+    except struct.error:
+        raise malformed from None
+    return images
 
 
 def _rendition(image: Image.Image) -> bytes:

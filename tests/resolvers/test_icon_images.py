@@ -746,19 +746,62 @@ async def test_delete_waits_for_a_transaction_that_references_the_icon(db: Datab
 # -- every frame of an animation (issue 11 item 5) ----------------------------------------------
 
 
+def mpo(images: int = 2, declare: tuple[int, int] | None = None) -> bytes:
+    """An MPO as Pillow writes it: a JPEG whose MP index lists ``images`` 8x8 JPEGs, the frame
+    header of every image after the first patched to declare ``declare`` (width, height)."""
+    frames = [Image.new("RGB", (8, 8), (40 * shade, 0, 0)) for shade in range(images)]
+    data = bytearray(encoded(frames[0], "MPO", save_all=True, append_images=frames[1:]))
+    sof = data.find(b"\xff\xc0", data.index(b"\xff\xc0") + 2)
+    while declare is not None and sof >= 0:
+        struct.pack_into(">HH", data, sof + 5, declare[1], declare[0])
+        sof = data.find(b"\xff\xc0", sof + 2)
+    return bytes(data)
+
+
+def mpo_patched(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` with the one occurrence of ``old`` in its MP index replaced by ``new``."""
+    index = data.index(b"MPF\0")
+    assert data.count(old, index, index + 200) == 1
+    at = data.index(old, index)
+    return data[:at] + new + data[at + len(old) :]
+
+
+def mpo_images_at(data: bytes, offsets: dict[int, int]) -> bytes:
+    """The MPO ``data`` with image ``n`` (from 0) listed at ``offsets[n]`` in its MP index."""
+    patched = bytearray(data)
+    index = data.index(b"MPF\0") + 4
+    _, _, entries = struct.unpack_from("<HII", data, data.index(b"\x02\xb0\x07\x00") + 2)
+    for number, offset in offsets.items():
+        struct.pack_into("<I", patched, index + entries + 16 * number + 8, offset)
+    return bytes(patched)
+
+
+def mpo_second_image_repeated(images: int, declare: tuple[int, int]) -> bytes:
+    """An MPO whose MP index lists ``images`` images: the first, then its second, declaring
+    ``declare``, again and again (Pillow's writer misplaces the offsets past three images)."""
+    data = mpo(images, declare)
+    index = data.index(b"MPF\0") + 4
+    second = data.index(b"\xff\xd8\xff", 1) - index
+    return mpo_images_at(data, dict.fromkeys(range(1, images), second))
+
+
 def test_frame_builders_make_valid_animations() -> None:
     """The byte-by-byte GIF and APNG builders make animations Pillow reads frame by frame and
     process_icon accepts, so the refusals below are about what the frames declare."""
     # given
     gif = gif_with_frames((4, 4), [((0, 0), (1, 1)), ((3, 3), (1, 1))])
     png = apng(frames=3, controls=[fctl(1, (1, 1), (1, 1)), fctl(3, (2, 2))])
+    jpeg = mpo(3)
     # when
-    icons = [process_icon(gif), process_icon(png)]
+    icons = [process_icon(gif), process_icon(png), process_icon(jpeg)]
     # then
     assert [(i.media_type, i.width, i.height) for i in icons] == [
         ("image/gif", 4, 4),
         ("image/png", 2, 2),
+        ("image/jpeg", 8, 8),
     ]
+    with Image.open(BytesIO(jpeg)) as image:
+        assert (image.format, image.n_frames) == ("MPO", 3)
     with Image.open(BytesIO(png)) as image:
         assert image.n_frames == 3
         for frame in range(3):
@@ -768,9 +811,12 @@ def test_frame_builders_make_valid_animations() -> None:
 
 def test_pillow_struggles_with_the_frame_bombs() -> None:
     """Why the frame checks matter: Pillow takes these files at face value when it iterates
-    their frames (a 65535x65535 second GIF frame, an APNG of 2^31-1 frames)."""
+    their frames (a 65535x65535 second GIF frame or MPO image, an APNG of 2^31-1 frames)."""
     gif = gif_with_frames((1, 1), [((0, 0), (1, 1)), ((0, 0), (65535, 65535))])
     with Image.open(BytesIO(gif)) as image, pytest.raises(Image.DecompressionBombError):
+        image.seek(1)
+    jpeg = mpo(2, (65535, 65535))
+    with Image.open(BytesIO(jpeg)) as image, pytest.raises(Image.DecompressionBombError):
         image.seek(1)
     png = apng(frames=2**31 - 1)
     with Image.open(BytesIO(png)) as image:
@@ -994,6 +1040,49 @@ FRAME_BOMBS: list[tuple[str, Callable[[], bytes], FieldError]] = [
             "f",
             "must have at most 16777216 pixels across its frames; this PNG has 20971520 or more",
             "ICON_FRAMES",
+        ),
+    ),
+]
+
+
+FRAME_BOMBS += [
+    (
+        "mpo-second-image-65535",
+        lambda: mpo(2, (65535, 65535)),
+        FieldError(
+            "f", "must be at most 2048x2048 pixels; it declares 65535x65535", "ICON_DIMENSIONS"
+        ),
+    ),
+    (
+        "mpo-65-images",
+        lambda: mpo_patched(
+            mpo(), struct.pack("<HHII", 0xB001, 4, 1, 2), struct.pack("<HHII", 0xB001, 4, 1, 65)
+        ),
+        FieldError("f", "must have at most 64 frames; this JPEG declares 65", "ICON_FRAMES"),
+    ),
+    (
+        "mpo-total-area",
+        lambda: mpo_second_image_repeated(5, (2048, 2048)),
+        FieldError(
+            "f",
+            "must have at most 16777216 pixels across its frames; this JPEG has 16777280 or more",
+            "ICON_FRAMES",
+        ),
+    ),
+    (
+        "mpo-image-outside-the-file",
+        lambda: mpo_images_at(mpo(), {1: 0xFFFFFF00}),
+        FieldError(
+            "f", "is not a readable JPEG file: its image 2 (MPO) is not a JPEG", "ICON_UNREADABLE"
+        ),
+    ),
+    (
+        "mpo-count-not-a-long",
+        lambda: mpo_patched(
+            mpo(), struct.pack("<HHII", 0xB001, 4, 1, 2), struct.pack("<HHII", 0xB001, 3, 1, 2)
+        ),
+        FieldError(
+            "f", "is not a readable JPEG file: its MP index (MPO) is malformed", "ICON_UNREADABLE"
         ),
     ),
 ]
