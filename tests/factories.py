@@ -402,6 +402,60 @@ def handmade_gif(screen: tuple[int, int], image: tuple[int, int]) -> bytes:
     )
 
 
+Frame = tuple[tuple[int, int], tuple[int, int]]
+"""A frame's ``(left, top)`` offset and ``(width, height)``, in pixels."""
+
+
+def gif_with_frames(screen: tuple[int, int], frames: list[Frame]) -> bytes:
+    """A GIF made byte by byte: a logical screen of ``screen`` and one image descriptor per
+    frame, each holding the LZW data of one pixel (clear, 0, end)."""
+    descriptors = b"".join(
+        b"," + struct.pack("<HHHHB", *offset, *size, 0) + b"\x02\x02\x44\x01\x00"
+        for offset, size in frames
+    )
+    return b"GIF89a" + struct.pack("<HHBBB", *screen, 0, 0, 0) + descriptors + b";"
+
+
+def fctl(
+    sequence: int, size: tuple[int, int], offset: tuple[int, int] = (0, 0), ops: bytes = b"\0\0"
+) -> bytes:
+    """An APNG frame control chunk: sequence number, size, offset, a 1/10 s delay, ``ops``
+    (dispose and blend)."""
+    return chunk(b"fcTL", struct.pack(">IIIIIHH", sequence, *size, *offset, 1, 10) + ops)
+
+
+def rgba_rows(size: tuple[int, int]) -> bytes:
+    """Deflated transparent RGBA scanlines of ``size``, as IDAT and fdAT carry them."""
+    width, height = size
+    return zlib.compress((b"\0" + bytes(4 * width)) * height)
+
+
+def apng(
+    frames: int = 2,
+    size: tuple[int, int] = (2, 2),
+    plays: int = 0,
+    controls: list[bytes] | None = None,
+) -> bytes:
+    """An APNG made byte by byte: IHDR of ``size``, acTL declaring ``frames`` frames and
+    ``plays`` plays, then the default image (fcTL 0 and IDAT) and, for each chunk of
+    ``controls`` (by default one full-canvas frame), that chunk and an fdAT of the canvas."""
+    if controls is None:
+        controls = [fctl(1, size)]
+    body = b"".join(
+        control + chunk(b"fdAT", struct.pack(">I", 2 + 2 * number) + rgba_rows(size))
+        for number, control in enumerate(controls)
+    )
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", *size, 8, 6, 0, 0, 0))
+        + chunk(b"acTL", struct.pack(">II", frames, plays))
+        + fctl(0, size)
+        + chunk(b"IDAT", rgba_rows(size))
+        + body
+        + chunk(b"IEND", b"")
+    )
+
+
 @functools.cache
 def inflating_to(size: int) -> bytes:
     """A zlib stream of ``size`` zero bytes, compressed without ever holding them all."""

@@ -8,6 +8,8 @@
 - GraphQL over HTTP media types: a client that accepts ``application/graphql-response+json``
   gets it, with status 400 when the request failed before execution (no ``data``), as the
   GraphQL-over-HTTP draft specifies; ``application/json`` clients get 200 as before.
+- Uploads (``setAppIcon``): the GraphQL multipart request, read strictly by
+  ``imworkbench.http.uploads``; a malformed one is a GraphQL error body, 400 or 413.
 - Errors carry the request id (``extensions.requestId``), to find the request's log lines.
 - WebSocket (``graphql-transport-ws`` and ``graphql-ws``): see ``imworkbench.http.websocket``;
   ``on_ws_connect`` authenticates a connection for both protocols.
@@ -36,6 +38,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from imworkbench.http.uploads import MultipartRefusal, read_operations
 from imworkbench.http.websocket import (
     GraphQLTransportWSHandler,
     GraphQLWSHandler,
@@ -195,6 +198,12 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
         ) as error:
             raise HTTPException(400, "Unable to parse the request body") from error
 
+    async def parse_multipart(self, request: Any) -> Any:
+        """A GraphQL multipart request (uploads), read strictly: every malformed one is a
+        ``MultipartRefusal`` (400 or 413), answered as a GraphQL error body
+        (``imworkbench.http.uploads``)."""
+        return await read_operations(request)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         """The context of an HTTP request, authenticated (``authenticate_request``; raises
         ``Unauthenticated``), or of a WebSocket connection, authenticated later by
@@ -282,7 +291,9 @@ def _with_request_id(error: object, request_id: str) -> object:
 
 def _error_response(request: Request, error: HTTPException) -> Response:
     extensions = {
-        "code": error.code if isinstance(error, Unauthenticated) else "BAD_REQUEST",
+        "code": error.code
+        if isinstance(error, Unauthenticated | MultipartRefusal)
+        else "BAD_REQUEST",
         "requestId": current_request_id(),
     }
     body = {"errors": [{"message": error.reason, "extensions": extensions}]}

@@ -47,8 +47,11 @@ from storage.models import DEFAULT_CATEGORY_ID, App, AppKind, AudienceMode, Icon
 from tests.factories import (
     TIMEOUT,
     MiB,
+    apng,
     chunk,
     encoded,
+    fctl,
+    gif_with_frames,
     handmade_gif,
     inflating_to,
     picture,
@@ -738,3 +741,368 @@ async def test_delete_waits_for_a_transaction_that_references_the_icon(db: Datab
     await asyncio.wait_for(writer, TIMEOUT)
     assert await asyncio.wait_for(deleter, TIMEOUT) is False
     assert await count_icons(db) == 1
+
+
+# -- every frame of an animation (issue 11 item 5) ----------------------------------------------
+
+
+def mpo(images: int = 2, declare: tuple[int, int] | None = None) -> bytes:
+    """An MPO as Pillow writes it: a JPEG whose MP index lists ``images`` 8x8 JPEGs, the frame
+    header of every image after the first patched to declare ``declare`` (width, height)."""
+    frames = [Image.new("RGB", (8, 8), (40 * shade, 0, 0)) for shade in range(images)]
+    data = bytearray(encoded(frames[0], "MPO", save_all=True, append_images=frames[1:]))
+    sof = data.find(b"\xff\xc0", data.index(b"\xff\xc0") + 2)
+    while declare is not None and sof >= 0:
+        struct.pack_into(">HH", data, sof + 5, declare[1], declare[0])
+        sof = data.find(b"\xff\xc0", sof + 2)
+    return bytes(data)
+
+
+def mpo_patched(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` with the one occurrence of ``old`` in its MP index replaced by ``new``."""
+    index = data.index(b"MPF\0")
+    assert data.count(old, index, index + 200) == 1
+    at = data.index(old, index)
+    return data[:at] + new + data[at + len(old) :]
+
+
+def mpo_images_at(data: bytes, offsets: dict[int, int]) -> bytes:
+    """The MPO ``data`` with image ``n`` (from 0) listed at ``offsets[n]`` in its MP index."""
+    patched = bytearray(data)
+    index = data.index(b"MPF\0") + 4
+    _, _, entries = struct.unpack_from("<HII", data, data.index(b"\x02\xb0\x07\x00") + 2)
+    for number, offset in offsets.items():
+        struct.pack_into("<I", patched, index + entries + 16 * number + 8, offset)
+    return bytes(patched)
+
+
+def mpo_second_image_repeated(images: int, declare: tuple[int, int]) -> bytes:
+    """An MPO whose MP index lists ``images`` images: the first, then its second, declaring
+    ``declare``, again and again (Pillow's writer misplaces the offsets past three images)."""
+    data = mpo(images, declare)
+    index = data.index(b"MPF\0") + 4
+    second = data.index(b"\xff\xd8\xff", 1) - index
+    return mpo_images_at(data, dict.fromkeys(range(1, images), second))
+
+
+def test_frame_builders_make_valid_animations() -> None:
+    """The byte-by-byte GIF and APNG builders make animations Pillow reads frame by frame and
+    process_icon accepts, so the refusals below are about what the frames declare."""
+    # given
+    gif = gif_with_frames((4, 4), [((0, 0), (1, 1)), ((3, 3), (1, 1))])
+    png = apng(frames=3, controls=[fctl(1, (1, 1), (1, 1)), fctl(3, (2, 2))])
+    jpeg = mpo(3)
+    # when
+    icons = [process_icon(gif), process_icon(png), process_icon(jpeg)]
+    # then
+    assert [(i.media_type, i.width, i.height) for i in icons] == [
+        ("image/gif", 4, 4),
+        ("image/png", 2, 2),
+        ("image/jpeg", 8, 8),
+    ]
+    with Image.open(BytesIO(jpeg)) as image:
+        assert (image.format, image.n_frames) == ("MPO", 3)
+    with Image.open(BytesIO(png)) as image:
+        assert image.n_frames == 3
+        for frame in range(3):
+            image.seek(frame)
+            image.load()
+
+
+def test_pillow_struggles_with_the_frame_bombs() -> None:
+    """Why the frame checks matter: Pillow takes these files at face value when it iterates
+    their frames (a 65535x65535 second GIF frame or MPO image, an APNG of 2^31-1 frames)."""
+    gif = gif_with_frames((1, 1), [((0, 0), (1, 1)), ((0, 0), (65535, 65535))])
+    with Image.open(BytesIO(gif)) as image, pytest.raises(Image.DecompressionBombError):
+        image.seek(1)
+    jpeg = mpo(2, (65535, 65535))
+    with Image.open(BytesIO(jpeg)) as image, pytest.raises(Image.DecompressionBombError):
+        image.seek(1)
+    png = apng(frames=2**31 - 1)
+    with Image.open(BytesIO(png)) as image:
+        assert image.n_frames == 2**31 - 1
+        with pytest.raises(OSError, match="Truncated File Read"):
+            image.seek(image.n_frames - 1)
+
+
+def test_animations_within_the_limits_are_accepted() -> None:
+    """64 GIF frames of 512x512 (the total area limit exactly) and an APNG of 64 frames are
+    accepted."""
+    icons = [
+        process_icon(animated_gif(64, (512, 512))),
+        process_icon(apng(frames=64, controls=[fctl(2 * n - 1, (2, 2)) for n in range(1, 64)])),
+    ]
+    assert [(i.media_type, i.width) for i in icons] == [("image/gif", 512), ("image/png", 2)]
+
+
+FRAME_BOMBS: list[tuple[str, Callable[[], bytes], FieldError]] = [
+    (
+        "gif-second-frame-65535",
+        lambda: gif_with_frames((1, 1), [((0, 0), (1, 1)), ((0, 0), (65535, 65535))]),
+        FieldError(
+            "f",
+            "has a frame outside its 1x1 canvas: frame 2 covers 65535x65535 pixels at (0, 0)",
+            "ICON_DIMENSIONS",
+        ),
+    ),
+    (
+        "gif-second-frame-offset-65000",
+        lambda: gif_with_frames((1, 1), [((0, 0), (1, 1)), ((65000, 65000), (1, 1))]),
+        FieldError(
+            "f",
+            "has a frame outside its 1x1 canvas: frame 2 covers 1x1 pixels at (65000, 65000)",
+            "ICON_DIMENSIONS",
+        ),
+    ),
+    (
+        "gif-last-frame-past-the-edge",
+        lambda: gif_with_frames((48, 48), [((0, 0), (1, 1))] * 9 + [((40, 0), (9, 48))]),
+        FieldError(
+            "f",
+            "has a frame outside its 48x48 canvas: frame 10 covers 9x48 pixels at (40, 0)",
+            "ICON_DIMENSIONS",
+        ),
+    ),
+    (
+        "gif-total-area",
+        lambda: gif_with_frames((2048, 2048), [((0, 0), (1, 1))] + [((0, 0), (2048, 2048))] * 4),
+        FieldError(
+            "f",
+            "must have at most 16777216 pixels across its frames; this GIF has 16777217 or more",
+            "ICON_FRAMES",
+        ),
+    ),
+    (
+        "apng-2^31-1-frames",
+        lambda: apng(frames=2**31 - 1),
+        FieldError("f", "must have at most 64 frames; this PNG declares 2147483647", "ICON_FRAMES"),
+    ),
+    (
+        "apng-65-frames",
+        lambda: apng(frames=65, controls=[fctl(2 * n - 1, (2, 2)) for n in range(1, 65)]),
+        FieldError("f", "must have at most 64 frames; this PNG declares 65", "ICON_FRAMES"),
+    ),
+    (
+        "apng-no-frames",
+        lambda: apng(frames=0, controls=[]),
+        FieldError(
+            "f", "is not a readable PNG file: its acTL chunk declares 0 frames", "ICON_UNREADABLE"
+        ),
+    ),
+    (
+        "apng-plays-2^32-1",
+        lambda: apng(plays=2**32 - 1),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its acTL chunk declares 4294967295 plays "
+            "(at most 2147483647)",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-frame-65535",
+        lambda: apng(controls=[fctl(1, (65535, 65535))]),
+        FieldError(
+            "f",
+            "has a frame outside its 2x2 canvas: frame 2 covers 65535x65535 pixels at (0, 0)",
+            "ICON_DIMENSIONS",
+        ),
+    ),
+    (
+        "apng-frame-offset-past-the-edge",
+        lambda: apng(controls=[fctl(1, (2, 2), (1, 0))]),
+        FieldError(
+            "f",
+            "has a frame outside its 2x2 canvas: frame 2 covers 2x2 pixels at (1, 0)",
+            "ICON_DIMENSIONS",
+        ),
+    ),
+    (
+        "apng-offset-wraps-around",
+        lambda: apng(controls=[fctl(1, (2, 2), (2**32 - 1, 0))]),
+        FieldError(
+            "f",
+            "has a frame outside its 2x2 canvas: frame 2 covers 2x2 pixels at (4294967295, 0)",
+            "ICON_DIMENSIONS",
+        ),
+    ),
+    (
+        "apng-empty-frame",
+        lambda: apng(controls=[fctl(1, (0, 2))]),
+        FieldError(
+            "f",
+            "has an empty frame: frame 2 covers 0x2 pixels",
+            "ICON_DIMENSIONS",
+        ),
+    ),
+    (
+        "apng-fewer-frames-than-declared",
+        lambda: apng(frames=3),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its acTL chunk declares 3 frames but it has 2",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-more-frames-than-declared",
+        lambda: apng(frames=1),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its acTL chunk declares 1 frames but it has 2",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-sequence-gap",
+        lambda: apng(controls=[fctl(2, (2, 2))]),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its fcTL chunk has sequence number 2 where 1 belongs",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-sequence-repeated",
+        lambda: apng(controls=[fctl(0, (2, 2))]),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its fcTL chunk has sequence number 0 where 1 belongs",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-bad-dispose-op",
+        lambda: apng(controls=[fctl(1, (2, 2), ops=b"\x07\0")]),
+        FieldError(
+            "f",
+            "is not a readable PNG file: frame 2 has an unknown dispose op (7) or blend op (0)",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-first-frame-not-the-canvas",
+        lambda: (
+            apng(frames=1, controls=[])[:-12].replace(fctl(0, (2, 2)), fctl(0, (1, 1), (1, 1)))
+            + chunk(b"IEND", b"")
+        ),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its first frame (before the image data) must cover "
+            "the whole 2x2 image",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-frame-without-data",
+        lambda: (
+            apng(frames=3, controls=[fctl(1, (2, 2))])[:-12] + fctl(3, (2, 2)) + chunk(b"IEND", b"")
+        ),
+        FieldError(
+            "f", "is not a readable PNG file: frame 3 has no image data (fdAT)", "ICON_UNREADABLE"
+        ),
+    ),
+    (
+        "apng-short-fctl",
+        lambda: apng(controls=[chunk(b"fcTL", struct.pack(">III", 1, 2, 2))]),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its fcTL chunk is not 26 bytes long",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-two-actl",
+        lambda: png_with(chunk(b"acTL", struct.pack(">II", 1, 0)) * 2),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its acTL chunk is repeated or comes after the image data",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-fctl-without-actl",
+        lambda: png_with(fctl(0, (8, 8))),
+        FieldError(
+            "f",
+            "is not a readable PNG file: its fcTL chunk comes without an acTL chunk",
+            "ICON_UNREADABLE",
+        ),
+    ),
+    (
+        "apng-total-area",
+        lambda: apng(
+            frames=5,
+            size=(2048, 2048),
+            controls=[fctl(2 * n - 1, (2048, 2048)) for n in range(1, 5)],
+        ),
+        FieldError(
+            "f",
+            "must have at most 16777216 pixels across its frames; this PNG has 20971520 or more",
+            "ICON_FRAMES",
+        ),
+    ),
+]
+
+
+FRAME_BOMBS += [
+    (
+        "mpo-second-image-65535",
+        lambda: mpo(2, (65535, 65535)),
+        FieldError(
+            "f", "must be at most 2048x2048 pixels; it declares 65535x65535", "ICON_DIMENSIONS"
+        ),
+    ),
+    (
+        "mpo-65-images",
+        lambda: mpo_patched(
+            mpo(), struct.pack("<HHII", 0xB001, 4, 1, 2), struct.pack("<HHII", 0xB001, 4, 1, 65)
+        ),
+        FieldError("f", "must have at most 64 frames; this JPEG declares 65", "ICON_FRAMES"),
+    ),
+    (
+        "mpo-total-area",
+        lambda: mpo_second_image_repeated(5, (2048, 2048)),
+        FieldError(
+            "f",
+            "must have at most 16777216 pixels across its frames; this JPEG has 16777280 or more",
+            "ICON_FRAMES",
+        ),
+    ),
+    (
+        "mpo-image-outside-the-file",
+        lambda: mpo_images_at(mpo(), {1: 0xFFFFFF00}),
+        FieldError(
+            "f", "is not a readable JPEG file: its image 2 (MPO) is not a JPEG", "ICON_UNREADABLE"
+        ),
+    ),
+    (
+        "mpo-count-not-a-long",
+        lambda: mpo_patched(
+            mpo(), struct.pack("<HHII", 0xB001, 4, 1, 2), struct.pack("<HHII", 0xB001, 3, 1, 2)
+        ),
+        FieldError(
+            "f", "is not a readable JPEG file: its MP index (MPO) is malformed", "ICON_UNREADABLE"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "error"), [pytest.param(make, error, id=name) for name, make, error in FRAME_BOMBS]
+)
+def test_frame_bombs_are_refused_within_a_second_with_memory_flat(
+    make: Callable[[], bytes], error: FieldError
+) -> None:
+    """Each GIF frame and APNG control chunk is checked: a frame outside the canvas, too many
+    frames or pixels in all, or broken animation control is refused with its reason, cheaply."""
+    # given
+    data = make()
+    # when
+    refused_error = refused(data, "f")
+    code, cost = refusal_cost(data)
+    # then
+    assert refused_error == error
+    assert code == error.code
+    assert cost.seconds < REFUSAL_SECONDS, cost
+    assert cost.traced < len(data) + MEMORY_SLACK, cost

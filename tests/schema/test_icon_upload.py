@@ -17,7 +17,17 @@ from imworkbench.settings import Settings
 from resolvers.identity import Role
 from storage.db import Database
 from storage.models import IconImage
-from tests.factories import create_app, gql, handmade_gif, inflating_to, picture, png_with, ztxt
+from tests.factories import (
+    apng,
+    create_app,
+    gif_with_frames,
+    gql,
+    handmade_gif,
+    inflating_to,
+    picture,
+    png_with,
+    ztxt,
+)
 
 MiB = 1024 * 1024
 SET_ICON = """
@@ -121,6 +131,11 @@ BAD_FILES = {
         png_with(ztxt(b"Comment", inflating_to(200 * MiB))),
         "ICON_UNREADABLE",
     ),
+    "GIF whose second frame is 65535x65535": (
+        gif_with_frames((1, 1), [((0, 0), (1, 1)), ((0, 0), (65535, 65535))]),
+        "ICON_DIMENSIONS",
+    ),
+    "APNG declaring 2^31-1 frames": (apng(frames=2**31 - 1), "ICON_FRAMES"),
 }
 
 
