@@ -110,10 +110,14 @@ _DECODE_ERRORS = (
 
 class AsyncReader(Protocol):
     """Something read in chunks, like Starlette's ``UploadFile``: ``read(n)`` returns at most
-    ``n`` bytes, and ``b""`` at the end."""
+    ``n`` bytes, and ``b""`` at the end; ``seek(0)`` goes back to the start."""
 
     async def read(self, size: int, /) -> bytes:
         """Up to ``size`` bytes; ``b""`` at the end of the stream."""
+        ...
+
+    async def seek(self, offset: int, /) -> None:
+        """Move to byte ``offset`` from the start."""
         ...
 
 
@@ -143,8 +147,10 @@ async def read_upload(
 
     Raises ``InvalidInput`` (code ``ICON_TOO_LARGE``, on ``field``) as soon as more than
     ``limit`` bytes have arrived: at most ``limit + 1`` bytes are ever read or held, whatever the
-    upload's real size.
+    upload's real size. Reading starts at the beginning of the upload, so one file that a
+    multipart request maps to several variables is read whole by each use.
     """
+    await upload.seek(0)
     chunks: list[bytes] = []
     total = 0
     while True:

@@ -345,6 +345,10 @@ class EndlessUpload:
         self.served += size
         return bytes(size)
 
+    async def seek(self, offset: int) -> None:
+        """Only the start exists for a stream that never ends."""
+        assert offset == 0
+
 
 async def test_read_upload_stops_right_after_the_limit() -> None:
     """read_upload reads at most limit + 1 bytes of an endless upload, in 64 KiB chunks."""

@@ -340,3 +340,38 @@ async def test_multipart_refusals_are_graphql_error_bodies(http, tokens, caplog,
     }
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert (await gql(http, admin, APP_ICON, app))["data"]["app"]["icon"] == "chat"
+
+
+SET_TWO_ICONS = """
+mutation($a: ID!, $b: ID!, $icon: Upload!) {
+  first: setAppIcon(appId: $a, icon: $icon) { app { icon } errors { field code } }
+  second: setAppIcon(appId: $b, icon: $icon) { app { icon } errors { field code } }
+}
+"""
+
+
+async def test_one_file_mapped_to_two_paths_reaches_both(http, tokens):
+    """The multipart spec lets one file fill several variables: each use reads the whole file,
+    so two apps given the same upload both get the icon (the second read started at the end)."""
+    # given
+    admin = tokens.admin()
+    first = await create_app(http, admin, identifier="TwinA", icon="chat")
+    second = await create_app(http, admin, identifier="TwinB", icon="chat")
+    operations_json = json.dumps(
+        {
+            "query": SET_TWO_ICONS,
+            "variables": {"a": first["id"], "b": second["id"], "icon": None},
+        }
+    )
+    parts = [field("operations", operations_json), map_of({"0": ["variables.icon"]}), file("0")]
+    # when
+    response = await http.post(
+        "/graphql",
+        content=body(parts),
+        headers={"Authorization": f"Bearer {admin}", "Content-Type": MULTIPART},
+    )
+    # then
+    data = response.json()["data"]
+    assert (data["first"]["errors"], data["second"]["errors"]) == ([], []), data
+    assert data["first"]["app"]["icon"] == data["second"]["app"]["icon"]
+    assert data["first"]["app"]["icon"] != "chat"
