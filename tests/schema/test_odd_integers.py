@@ -11,16 +11,26 @@ import httpx
 import pytest
 
 from resolvers.identity import Role
-from tests.factories import create_app, gql, new_category, new_group, picture, without_request_ids
+from tests.factories import (
+    PROTOCOLS,
+    TRANSPORT_WS,
+    create_app,
+    gql,
+    new_category,
+    new_group,
+    picture,
+    without_request_ids,
+    ws_client,
+)
 
 # Past Python's default int-string limit (4300 digits), which graphql-core hits in int().
 HUGE = "1" * 5000
 HUGE_LITERALS = {
-    "Int argument": "{ apps(first: %s) { totalCount } }" % HUGE,
-    "negative Int argument": "{ apps(first: -%s) { totalCount } }" % HUGE,
-    "Int in an input list": 'mutation { markAppRead(appId: "1", count: %s) { version } }' % HUGE,
-    "variable default": "query($n: Int = %s) { apps(first: $n) { totalCount } }" % HUGE,
-    "ID argument": "{ app(id: %s) { id } }" % HUGE,
+    "Int argument": f"{{ apps(first: {HUGE}) {{ totalCount }} }}",
+    "negative Int argument": f"{{ apps(first: -{HUGE}) {{ totalCount }} }}",
+    "Int of a mutation": f'mutation {{ markAppRead(appId: "1", count: {HUGE}) {{ version }} }}',
+    "variable default": f"query($n: Int = {HUGE}) {{ apps(first: $n) {{ totalCount }} }}",
+    "ID argument": f"{{ app(id: {HUGE}) {{ id }} }}",
 }
 
 # Every ID argument that names a row of an int32 column (app, app_group, app_category ids):
@@ -36,31 +46,33 @@ ID_ARGUMENTS = {
         "admin",
     ),
     "appVisibility(appId)": (
-        "query($id: ID!) { appVisibility(appId: $id, cid: \"1001\", platform: PC) { visible } }",
+        'query($id: ID!) { appVisibility(appId: $id, cid: "1001", platform: PC) { visible } }',
         "admin",
     ),
     "createApp(input.categoryId)": (
-        "mutation($id: ID!) { createApp(input: {name: \"新的应用\", identifier: \"NewApp\","
-        " categoryId: $id, pc: {launchMode: WEB, webUrl: \"https://x.example.com/\"}})"
+        'mutation($id: ID!) { createApp(input: {name: "新的应用", identifier: "NewApp",'
+        ' categoryId: $id, pc: {launchMode: WEB, webUrl: "https://x.example.com/"}})'
         " { app { id } errors { field code } } }",
         "admin",
     ),
     "updateApp(appId)": (
-        "mutation($id: ID!) { updateApp(appId: $id, input: {name: \"改名应用\"})"
+        'mutation($id: ID!) { updateApp(appId: $id, input: {name: "改名应用"})'
         " { app { id } errors { field code } } }",
         "admin",
     ),
     "updateApp(input.categoryId)": (
-        "mutation($id: ID!) { updateApp(appId: \"1\", input: {categoryId: $id})"
+        'mutation($id: ID!) { updateApp(appId: "1", input: {categoryId: $id})'
         " { app { id } errors { field code } } }",
         "admin",
     ),
     "moveApp(appId)": (
-        "mutation($id: ID!) { moveApp(appId: $id, categoryId: \"1\") { app { id } errors { code } } }",
+        'mutation($id: ID!) { moveApp(appId: $id, categoryId: "1")'
+        " { app { id } errors { code } } }",
         "admin",
     ),
     "moveApp(categoryId)": (
-        "mutation($id: ID!) { moveApp(appId: \"1\", categoryId: $id) { app { id } errors { code } } }",
+        'mutation($id: ID!) { moveApp(appId: "1", categoryId: $id)'
+        " { app { id } errors { code } } }",
         "admin",
     ),
     "disableApp(appId)": (
@@ -81,11 +93,11 @@ ID_ARGUMENTS = {
         "admin",
     ),
     "renameGroup(id)": (
-        "mutation($id: ID!) { renameGroup(id: $id, name: \"新的分组\") { errors { field code } } }",
+        'mutation($id: ID!) { renameGroup(id: $id, name: "新的分组") { errors { field code } } }',
         "admin",
     ),
     "reorderGroups(ids)": (
-        "mutation($id: ID!) { reorderGroups(ids: [\"1\", $id]) { errors { field code } } }",
+        'mutation($id: ID!) { reorderGroups(ids: ["1", $id]) { errors { field code } } }',
         "admin",
     ),
     "deleteGroup(id)": (
@@ -93,26 +105,27 @@ ID_ARGUMENTS = {
         "admin",
     ),
     "deleteGroup(moveCategoriesTo)": (
-        "mutation($id: ID!) { deleteGroup(id: \"2\", moveCategoriesTo: $id)"
+        'mutation($id: ID!) { deleteGroup(id: "2", moveCategoriesTo: $id)'
         " { deletedId errors { field code } } }",
         "admin",
     ),
     "createCategory(groupId)": (
-        "mutation($id: ID!) { createCategory(groupId: $id, name: \"新的分类\")"
+        'mutation($id: ID!) { createCategory(groupId: $id, name: "新的分类")'
         " { errors { field code } } }",
         "admin",
     ),
     "renameCategory(id)": (
-        "mutation($id: ID!) { renameCategory(id: $id, name: \"新的分类\") { errors { field code } } }",
+        'mutation($id: ID!) { renameCategory(id: $id, name: "新的分类")'
+        " { errors { field code } } }",
         "admin",
     ),
     "reorderCategories(groupId)": (
-        "mutation($id: ID!) { reorderCategories(groupId: $id, ids: [\"1\"])"
+        'mutation($id: ID!) { reorderCategories(groupId: $id, ids: ["1"])'
         " { errors { field code } } }",
         "admin",
     ),
     "reorderCategories(ids)": (
-        "mutation($id: ID!) { reorderCategories(groupId: \"1\", ids: [\"1\", $id])"
+        'mutation($id: ID!) { reorderCategories(groupId: "1", ids: ["1", $id])'
         " { errors { field code } } }",
         "admin",
     ),
@@ -121,7 +134,7 @@ ID_ARGUMENTS = {
         "admin",
     ),
     "deleteCategory(moveAppsTo)": (
-        "mutation($id: ID!) { deleteCategory(id: \"2\", moveAppsTo: $id)"
+        'mutation($id: ID!) { deleteCategory(id: "2", moveAppsTo: $id)'
         " { deletedId errors { field code } } }",
         "admin",
     ),
@@ -133,7 +146,10 @@ ID_ARGUMENTS = {
         "mutation($id: ID!) { markAppRead(appId: $id) { version unreadTotal } }",
         "user",
     ),
-    "removeApp(appId)": ("mutation($id: ID!) { removeApp(appId: $id) { errors { code } } }", "user"),
+    "removeApp(appId)": (
+        "mutation($id: ID!) { removeApp(appId: $id) { errors { code } } }",
+        "user",
+    ),
     "restoreApp(appId)": (
         "mutation($id: ID!) { restoreApp(appId: $id) { errors { code } } }",
         "user",
@@ -143,7 +159,7 @@ ID_ARGUMENTS = {
         "user",
     ),
     "appAccessToken(appId)": (
-        "mutation($id: ID!) { appAccessToken(appId: $id, appSecret: \"not-the-secret\")"
+        'mutation($id: ID!) { appAccessToken(appId: $id, appSecret: "not-the-secret")'
         " { accessToken errors { field code } } }",
         None,
     ),
@@ -276,4 +292,26 @@ async def test_vendor_token_of_an_id_past_int32(http, codec, caplog):
         answers.append(json.loads(json.dumps(body).replace(str(app_id), "<id>")))
     assert answers[0] == answers[1]
     assert "Unexpected error." not in json.dumps(answers[1])
+    _no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_huge_int_variable_over_websockets(server, tokens, caplog, protocol):
+    """A frame whose variable value is past the int-string limit is not JSON Python can
+    read: graphql-transport-ws closes as for any malformed frame (4400); graphql-ws skips
+    it as it skips every non-JSON frame, and the connection goes on. No ERROR is logged."""
+    caplog.set_level(logging.DEBUG)
+    kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+    query = "subscription($p: Platform) { badges(platform: $p) { version } }"
+    payload = {"query": query, "variables": {"p": "PC", "n": 0}}
+    frame = json.dumps({"id": "1", "type": kind, "payload": payload})
+    frame = frame.replace('"n": 0', f'"n": {HUGE}')
+    async with ws_client(server.ws_url, protocol) as client:
+        await client.init(tokens.user())
+        await client.socket.send(frame)
+        if protocol == TRANSPORT_WS:
+            assert await client.closed_code() == 4400
+        else:
+            await client.subscribe("subscription { badges(platform: PC) { version } }")
+            assert (await client.next_data())["badges"]["version"] == 0
     _no_errors_logged(caplog)
