@@ -41,7 +41,7 @@ TOO_NESTED = "document too deeply nested"
 # Digits of the longest integer literal a document may hold: an Int holds 10, an ID 19 (SPEC
 # §2), so anything longer is out of range whatever it is for; far below Python's 4300.
 MAX_INT_LITERAL_DIGITS = 100
-_LONG_DIGITS = re.compile("[0-9]{%d}" % (MAX_INT_LITERAL_DIGITS + 1))
+_LONG_DIGITS = re.compile(f"[0-9]{{{MAX_INT_LITERAL_DIGITS + 1}}}")
 
 
 class _LongIntLiterals(Visitor):
