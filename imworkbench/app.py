@@ -48,6 +48,7 @@ from resolvers.streams.catalogue import CatalogueWatch
 from resolvers.streams.hub import Hub
 from resolvers.tokens import TokenCodec
 from schema import build_schema
+from schema.introspection import IntrospectionPolicy
 from storage.db import Database
 from storage.migrate import require_current
 
@@ -91,6 +92,7 @@ def create_app(
         max_tokens=settings.query_max_tokens,
         max_aliases=settings.query_max_aliases,
         debug=settings.debug,
+        introspection=IntrospectionPolicy(settings.introspection),
     )
     graphql = WorkbenchGraphQL(
         schema,

@@ -20,6 +20,10 @@ Every variable, its default and its rule:
 - ``WORKBENCH_FORWARDED_ALLOW_IPS``: empty; the reverse proxies (e.g. ``127.0.0.1``) whose
   ``X-Forwarded-For`` is trusted for the client's address; empty trusts none.
 - ``WORKBENCH_DEBUG``: ``false``; ``true`` shows unexpected errors' messages to clients.
+- ``WORKBENCH_INTROSPECTION``: ``authenticated``; who may introspect the GraphQL schema
+  (``__schema``, ``__type``) and see "Did you mean ...?" suggestions in errors: ``everyone``
+  (callers without a token too), ``authenticated`` (any valid token), ``administrators``
+  (platform and enterprise administrators) or ``nobody``.
 - ``WORKBENCH_LOG_FORMAT``: ``console`` (readable lines) or ``json`` (one object per line, for
   production); ``WORKBENCH_LOG_LEVEL``: ``INFO`` (``DEBUG``, ``WARNING``, ``ERROR``).
 - ``WORKBENCH_MULTI_INSTANCE``: ``false``; ``true`` declares several processes or machines
@@ -97,6 +101,10 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""
     port: int = Field(default=8000, ge=1, le=65535)
     debug: bool = False
+    # Who may introspect the schema and get suggestions (issue 11 item 3; schema.introspection).
+    introspection: Literal["everyone", "authenticated", "administrators", "nobody"] = (
+        "authenticated"
+    )
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

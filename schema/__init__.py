@@ -12,9 +12,16 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from typing import Any
 
 import strawberry
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, get_operation_ast, parse
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    get_operation_ast,
+    parse,
+)
 from graphql import OperationType as GraphQLOperationType
-from strawberry.extensions import MaxTokensLimiter, SchemaExtension, ValidationCache
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.tools import merge_types
@@ -36,8 +43,14 @@ from schema.badges import BadgeMutation, BadgeSubscription
 from schema.compiled import answer_workbench, badge_results, check_tables
 from schema.errors import is_unexpected, masking_extension
 from schema.groups import GroupMutation, GroupQuery
+from schema.introspection import (
+    CallerValidation,
+    IntrospectionPolicy,
+    caller_execution,
+    introspection_only,
+)
 from schema.limits import DocumentLimiter
-from schema.plain_documents import DOCUMENT_CACHE_SIZE, Limits, parse_document
+from schema.plain_documents import Limits, parse_document
 from schema.vendor import DeviceMutation, NotificationSubscription, VendorMutation
 from schema.visibility import VisibilityQuery
 from schema.workbench import (
@@ -121,7 +134,8 @@ class WorkbenchSchema(strawberry.Schema):
     - ``stream`` refuses an operation of a type its transport does not run (graphql-ws:
       subscriptions only) as the client's error, ``extensions.code`` ``OPERATION_NOT_ALLOWED``,
       which the transport words; Strawberry would mask and log it as unexpected.
-    - ``public`` says which documents run without credentials (SPEC §8).
+    - ``public`` says which documents run without credentials (SPEC §8), and introspection
+      documents too when ``introspection`` is ``everyone`` (``schema.introspection``).
     - ``process_errors`` logs only unexpected errors, with their traceback; client errors
       (validation, domain errors) are logged at DEBUG without the query text, so clients can
       neither flood the error log nor forge lines in it.
@@ -133,6 +147,8 @@ class WorkbenchSchema(strawberry.Schema):
     limits = Limits(max_depth=12, max_aliases=30, max_tokens=2000)
     # Unexpected errors of a compiled subscription are shown unmasked (build_schema sets it).
     debug = False
+    # Who may introspect (build_schema sets the configured policy).
+    introspection = IntrospectionPolicy.AUTHENTICATED
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -142,23 +158,36 @@ class WorkbenchSchema(strawberry.Schema):
         """Whether ``query`` may run without credentials (SPEC §8: how a vendor gets its first
         token): every definition is a mutation selecting only ``PUBLIC_MUTATION_FIELDS``,
         without fragments. A document over ``PUBLIC_MAX_TOKENS`` tokens, or that does not
-        parse, is not. Anonymous documents are parsed outside the shared document cache, so
+        parse, is not. When everyone may introspect, so is a document that only introspects
+        (``schema.introspection.introspection_only``, within the schema's token limit: GraphiQL
+        without a token). Anonymous documents are parsed outside the shared document cache, so
         callers without credentials cannot push other clients' documents out of it."""
         try:
             document = parse(query, no_location=True, max_tokens=PUBLIC_MAX_TOKENS)
         except (GraphQLError, RecursionError):
-            return False
+            return self._public_introspection(query, None)
         for definition in document.definitions:
             if not isinstance(definition, OperationDefinitionNode) or (
                 definition.operation is not GraphQLOperationType.MUTATION
             ):
-                return False
+                return self._public_introspection(query, document)
             for selection in definition.selection_set.selections:
                 if not isinstance(selection, FieldNode) or (
                     selection.name.value not in PUBLIC_MUTATION_FIELDS
                 ):
-                    return False
+                    return self._public_introspection(query, document)
         return True
+
+    def _public_introspection(self, query: str, document: DocumentNode | None) -> bool:
+        # ``document``: ``query`` already parsed (within PUBLIC_MAX_TOKENS), else None.
+        if self.introspection is not IntrospectionPolicy.EVERYONE:
+            return False
+        if document is None:
+            try:
+                document = parse(query, no_location=True, max_tokens=self.limits.max_tokens)
+            except (GraphQLError, RecursionError):
+                return False
+        return introspection_only(document)
 
     async def execute(
         self,
@@ -301,20 +330,22 @@ def build_schema(
     max_tokens: int = 2000,
     max_aliases: int = 30,
     debug: bool = False,
+    introspection: IntrospectionPolicy = IntrospectionPolicy.AUTHENTICATED,
 ) -> WorkbenchSchema:
     """The service's schema; limits bound query depth, token count and aliases per document.
 
     Parsing and validation results are cached per document text (LRU, ``DOCUMENT_CACHE_SIZE``
     entries): clients send the same few documents over and over, and validating the badges
     subscription took a third of the server's time when 1,000 clients subscribed at once
-    (issue 6). A document over the token limit is never cached (parsing raises). Raises
-    ``CompiledTableMismatch`` when a compiled table disagrees with the schema."""
+    (issue 6). A document over the token limit is never cached (parsing raises).
+    ``introspection`` says who may introspect and see suggestions (``schema.introspection``).
+    Raises ``CompiledTableMismatch`` when a compiled table disagrees with the schema."""
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationMeter,
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         DocumentCache,
         lambda: DocumentLimiter(max_depth=max_depth, max_aliases=max_aliases),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: CallerValidation(policy=introspection),
     ]
     if not debug:
         extensions.append(masking_extension)
@@ -324,7 +355,9 @@ def build_schema(
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=caller_execution(introspection),
     )
     schema.limits = Limits(max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens)
     schema.debug = debug
+    schema.introspection = introspection
     return schema

@@ -6,28 +6,57 @@ froze the server for seconds. These rules compute each fragment once (memoised),
 is bounded by the document's size whatever its shape. A document nested beyond Python's
 recursion limit is refused as too deeply nested rather than crashing.
 
+Integer literals longer than any Int or ID argument accepts are refused when the document is
+parsed (``refuse_long_int_literals``): graphql-core converts an Int literal with ``int()``, which
+past Python's int-string limit (4300 digits) raises a ``ValueError`` that it reports as an
+unexpected error, with a traceback (issue 11 item 6).
+
 Depth counts nesting below the root fields (a root field is depth 0, as Strawberry counts);
 introspection fields (``__schema`` ...) are left to graphql-core's own introspection depth rule.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
 from graphql import GraphQLError
 from graphql.language import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Visitor,
+    visit,
 )
 from graphql.validation import ValidationContext, ValidationRule
 from strawberry.extensions import AddValidationRules
 
 TOO_NESTED = "document too deeply nested"
+# Digits of the longest integer literal a document may hold: an Int holds 10, an ID 19 (SPEC
+# §2), so anything longer is out of range whatever it is for; far below Python's 4300.
+MAX_INT_LITERAL_DIGITS = 100
+_LONG_DIGITS = re.compile(f"[0-9]{{{MAX_INT_LITERAL_DIGITS + 1}}}")
+
+
+class _LongIntLiterals(Visitor):
+    def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
+        digits = len(node.value.lstrip("-"))
+        if digits > MAX_INT_LITERAL_DIGITS:
+            raise GraphQLError(f"Integer literal of {digits} digits is out of range.", node)
+
+
+def refuse_long_int_literals(query: str, document: DocumentNode) -> None:
+    """Raise ``GraphQLError`` (with the literal's location) if ``document``, parsed from
+    ``query``, holds an integer literal of more than ``MAX_INT_LITERAL_DIGITS`` digits. Only
+    a text with such a run of digits (in a literal, a string or a comment) is walked."""
+    if _LONG_DIGITS.search(query):
+        visit(document, _LongIntLiterals())
 
 
 class _FragmentRule(ValidationRule):

@@ -46,6 +46,7 @@ from graphql.language import (
     VariableNode,
 )
 
+from schema.limits import refuse_long_int_literals
 from storage.models import Platform
 
 MAX_DOCUMENT_CHARS = 4000
@@ -65,8 +66,11 @@ def parse_document(query: str, max_tokens: int | None) -> DocumentNode:
 
     One LRU cache for the process: the compiled paths and the executor's parsing step
     (``schema.DocumentCache``) share it, keyed by text and token limit, so each document is
-    parsed once. Failures are not cached."""
-    return parse(query, max_tokens=max_tokens)
+    parsed once. Failures are not cached. An integer literal too long for any argument is a
+    ``GraphQLError`` too (``schema.limits.refuse_long_int_literals``)."""
+    document = parse(query, max_tokens=max_tokens)
+    refuse_long_int_literals(query, document)
+    return document
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,18 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import tables as t
@@ -507,6 +518,8 @@ class AppFilter:
     """Conditions of the administrators' app list; ``None`` means "any". ``owner_cid``
     restricts to an enterprise administrator's own apps; ``enterprise_id`` to apps whose
     audience admits that enterprise; ``search`` matches name or identifier, case-insensitive.
+    A ``group_id`` or ``category_id`` past ``MAX_ROW_ID`` names no row and matches nothing
+    (PostgreSQL could not even bind it to the int32 column).
     """
 
     owner_cid: int | None = None
@@ -532,6 +545,9 @@ def _app_conditions(where: AppFilter) -> list[ColumnElement[bool]]:
         )
     if where.kind is not None:
         conditions.append(t.app.c.kind == where.kind)
+    for row_id in (where.category_id, where.group_id):
+        if row_id is not None and row_id > MAX_ROW_ID:
+            return [false()]
     if where.category_id is not None:
         conditions.append(t.app.c.category_id == where.category_id)
     if where.group_id is not None:

@@ -116,6 +116,13 @@ def test_unknown_variables_are_reported_with_a_suggestion():
         ("WORKBENCH_CORS_ORIGINS", "https://a.example/path", "is not an origin"),
         ("WORKBENCH_PUBLIC_URL", "im.example.com", "absolute http"),
         ("WORKBENCH_MAX_SUBSCRIPTIONS_PER_CONNECTION", "0", "greater than or equal to 1"),
+        (
+            "WORKBENCH_INTROSPECTION",
+            "admins",
+            "'everyone', 'authenticated', 'administrators' or 'nobody'",
+        ),
+        ("WORKBENCH_INTROSPECTION", "Nobody", "'everyone', 'authenticated', 'administrators'"),
+        ("WORKBENCH_INTROSPECTION", "", "'everyone', 'authenticated', 'administrators'"),
     ],
 )
 def test_more_bad_values_are_refused(monkeypatch, variable, value, message):
