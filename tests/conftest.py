@@ -116,13 +116,15 @@ async def database_url(migrated_database: str, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Settings for one test: its own database, a fixed JWT secret, short WebSocket timeouts."""
+    """Settings for one test: its own database, a fixed JWT secret, a ``connection_init`` wait of
+    ``TIMEOUT`` (a loaded 2-core machine can take over a second to read an init frame; the tests
+    of the timeout itself shorten it)."""
     return Settings(
         database_url=database_url,
         broker_url=broker_url(),
         jwt_secret=JWT_SECRET,
         jwt_secret_file=tmp_path / "unused-secret",
-        ws_connection_init_timeout=1.0,
+        ws_connection_init_timeout=TIMEOUT,
         max_subscriptions_per_connection=3,
     )
 

@@ -16,6 +16,7 @@ from tests.factories import (
     create_app,
     gql,
     push,
+    running,
     web,
     ws_client,
 )
@@ -290,9 +291,12 @@ async def test_subscribe_before_init_is_closed_4401(server, protocol):
         assert await client.closed_code() == 4401
 
 
-async def test_init_timeout_closes_4408(server):
+async def test_init_timeout_closes_4408(settings):
     """A client that never sends connection_init is closed with 4408 after the timeout (1 s)."""
-    async with ws_client(server.ws_url, TRANSPORT_WS) as client:
+    async with (
+        running(settings.model_copy(update={"ws_connection_init_timeout": 1.0})) as server,
+        ws_client(server.ws_url, TRANSPORT_WS) as client,
+    ):
         assert await client.closed_code() == 4408
 
 
@@ -442,9 +446,12 @@ async def test_deeply_nested_frame_is_non_json(server, tokens):
         assert await client.closed_code() == 4400
 
 
-async def test_legacy_protocol_init_timeout_closes_4408(server):
-    """graphql-ws, too, closes a connection that never initialises (4408, 1 s in tests)."""
-    async with ws_client(server.ws_url, LEGACY_WS) as client:
+async def test_legacy_protocol_init_timeout_closes_4408(settings):
+    """graphql-ws, too, closes a connection that never initialises (4408 after 1 s)."""
+    async with (
+        running(settings.model_copy(update={"ws_connection_init_timeout": 1.0})) as server,
+        ws_client(server.ws_url, LEGACY_WS) as client,
+    ):
         assert await client.closed_code() == 4408
 
 
