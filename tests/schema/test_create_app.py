@@ -3,6 +3,7 @@ together as ``errors: [UserError]`` with nothing written."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from unittest.mock import ANY
@@ -317,7 +318,7 @@ async def test_enterprise_admin_creates_enterprise_app_for_own_enterprise(http, 
         {"mode": "ALL", "enterpriseIds": ["1001"]},
     ],
 )
-async def test_enterprise_admin_other_audience_is_refused(http, tokens, settings, audience):
+async def test_enterprise_admin_other_audience_is_refused(http, tokens, settings, audience, caplog):
     """An enterprise administrator's app for other enterprises (or for all but some) is
     refused on input.audience, not silently narrowed to their own enterprise."""
     # when
@@ -330,6 +331,7 @@ async def test_enterprise_admin_other_audience_is_refused(http, tokens, settings
     # then
     assert body == {"data": {"createApp": refused(("input.audience", "FORBIDDEN_AUDIENCE"))}}
     assert await count_apps(settings) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_enterprise_admin_own_audience_is_stored_as_given(http, tokens):

@@ -220,6 +220,34 @@ async def test_reorder_needs_every_group_once(http, tokens, ids):
     assert errors[0]["code"] in ("NOT_A_PERMUTATION", "INVALID_ID")
 
 
+@pytest.mark.parametrize("case", ["missing", "repeated", "other group's", "unknown", "not an id"])
+async def test_reorder_categories_needs_each_category_once(http, tokens, case):
+    """A category reorder that misses, repeats, borrows or invents a category is refused, and
+    the order stays as it was."""
+    # given
+    admin = tokens.admin()
+    group = await new_group(http, admin, "Ordered")
+    first = await new_category(http, admin, group, "First")
+    second = await new_category(http, admin, group, "Second")
+    ids = {
+        "missing": [first],
+        "repeated": [first, first, second],
+        "other group's": [second, first, "1"],
+        "unknown": [second, first, "999"],
+        "not an id": [second, "x"],
+    }[case]
+    # when
+    body = await gql(http, admin, REORDER_CATEGORIES, {"g": group, "ids": ids})
+    # then
+    assert body["data"]["reorderCategories"]["groups"] is None
+    assert body["data"]["reorderCategories"]["errors"][0]["code"] in (
+        "NOT_A_PERMUTATION",
+        "INVALID_ID",
+    )
+    groups = (await gql(http, admin, GROUPS))["data"]["groups"]
+    assert [c["id"] for c in groups[-1]["categories"]] == [first, second]
+
+
 async def test_delete_group_with_apps_needs_a_target(http, tokens):
     """A group whose categories hold apps is deleted only by moving its categories elsewhere."""
     # given

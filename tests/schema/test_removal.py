@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.factories import PROTOCOLS, badge_subscription, create_app, gql, push
@@ -112,7 +114,7 @@ async def test_unknown_app_is_not_found(http, tokens):
 
 
 @pytest.mark.parametrize("document", [MARK_READ, OPEN_APP], ids=["markAppRead", "openApp"])
-async def test_reading_a_removed_app_says_it_is_removed(http, tokens, document):
+async def test_reading_a_removed_app_says_it_is_removed(http, tokens, document, caplog):
     """markAppRead and openApp on an app the user removed answer APP_REMOVED (restoreApp
     brings it back), not "app not found", and leave its unread count as it was."""
     # given
@@ -127,6 +129,7 @@ async def test_reading_a_removed_app_says_it_is_removed(http, tokens, document):
     assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [
         (f"app {app['id']} was removed from your workbench: restoreApp puts it back", "APP_REMOVED")
     ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     await gql(http, user, RESTORE, {"id": app["id"]})
     assert (await gql(http, user, WORKBENCH, {"p": "PC"}))["data"]["workbench"]["unreadTotal"] == 1
 
