@@ -30,6 +30,7 @@ from imworkbench.http.graphql_view import WorkbenchGraphQL
 from imworkbench.http.health import Meter, Metrics, MetricsMiddleware, observability_routes
 from imworkbench.http.icons import icon_routes
 from imworkbench.http.middleware import (
+    CORS_ALLOWED_HEADERS,
     BodySizeLimitMiddleware,
     LegacyPathMiddleware,
     RequestIdMiddleware,
@@ -184,7 +185,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+            allow_headers=list(CORS_ALLOWED_HEADERS),
             expose_headers=["X-Error-Reason", "X-Request-Id"],
             max_age=86400,
         ),

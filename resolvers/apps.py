@@ -150,7 +150,11 @@ def _check_platform(
     row = AppPlatform(  # type: ignore[call-arg]
         platform=platform.value,
         launch_mode=draft.launch_mode.value,
-        embedded_browser=draft.embedded_browser if platform is not Platform.PC else False,
+        # As given, also on PC and for NATIVE, where launches ignore it (SPEC §2: the in-app
+        # browser is for ANDROID/IOS WEB apps): the input's default is true (SPEC §7), so a
+        # refusal would refuse every input that leaves it out, and rewriting it to false made
+        # the stored settings differ from what the administrator sent (issue 11 item 11).
+        embedded_browser=draft.embedded_browser,
         auto_login=draft.auto_login,
     )
     if draft.launch_mode is LaunchMode.WEB:
@@ -363,6 +367,25 @@ async def rotate_app_key(*, db: Database, principal: Principal, app_id: int) -> 
     return app
 
 
+def _own_audience(principal: Principal, mode: AudienceMode, ids: list[str]) -> bool:
+    # Whether an audience is exactly the principal's own enterprise: SELECTED [cid].
+    if mode is not AudienceMode.SELECTED or not ids:
+        return False
+    try:
+        return {parse_id(raw.strip(), "input.audience") for raw in ids} == {principal.cid}
+    except InvalidInput:
+        return False
+
+
+def _forbidden_audience(principal: Principal) -> FieldError:
+    return FieldError(
+        "input.audience",
+        "an enterprise administrator's apps are shown to their own enterprise only: "
+        f"leave the audience out or give SELECTED [{principal.cid}]",
+        "FORBIDDEN_AUDIENCE",
+    )
+
+
 def _authorise(principal: Principal, draft: AppDraft) -> list[FieldError]:
     """Raise ``PermissionDenied`` unless an administrator; the field errors of what this
     administrator may not create (reported with the input's other errors)."""
@@ -442,7 +465,9 @@ async def create_app(
     """Create an app (SPEC §7 ``createApp``).
 
     Platform administrators create any app; enterprise administrators only ``ENTERPRISE`` apps,
-    whose audience is forced to their own enterprise. Raises ``PermissionDenied`` for other
+    shown to their own enterprise: the default audience (``ALL``, none hidden) means
+    ``SELECTED [their cid]`` for them, and any other audience than that is refused
+    (``FORBIDDEN_AUDIENCE``), never narrowed silently. Raises ``PermissionDenied`` for other
     roles and ``InvalidInput`` with every broken rule together (including a taken identifier, an
     unknown category, or another kind than ``ENTERPRISE`` from an enterprise administrator).
     The new app goes last in its category, with a fresh random app key and app secret (its
@@ -451,8 +476,13 @@ async def create_app(
     """
     role_errors = _authorise(principal, draft)
     if principal.role is Role.ENTERPRISE_ADMIN:
-        draft.audience_mode = AudienceMode.SELECTED
-        draft.audience_ids = [str(principal.cid)]
+        if draft.audience_mode is AudienceMode.ALL and not draft.audience_ids:
+            # The input's default audience (SPEC §7), which an absent one is too: for an
+            # enterprise administrator it means their own enterprise.
+            draft.audience_mode = AudienceMode.SELECTED
+            draft.audience_ids = [str(principal.cid)]
+        elif not _own_audience(principal, draft.audience_mode, draft.audience_ids):
+            role_errors.append(_forbidden_audience(principal))
     app, platforms, audience, category_id, errors = validate_draft(draft)
     errors = role_errors + errors
     try:
@@ -639,7 +669,8 @@ async def update_app(
 
     The app as it would become is checked against every rule of ``create_app`` at once
     (``InvalidInput``, paths ``input.*``); an enterprise administrator keeps the app an
-    ``ENTERPRISE`` app for their own enterprise (its audience stays forced). A new category
+    ``ENTERPRISE`` app for their own enterprise (an audience other than ``SELECTED [their
+    cid]`` is refused with ``FORBIDDEN_AUDIENCE``). A new category
     puts the app last in it. Same authorisation and errors as ``administered_app``. Audited
     with the changed fields before and after; live clients are told.
     """
@@ -654,14 +685,10 @@ async def update_app(
                     "FORBIDDEN_KIND",
                 )
             )
-        if patch.audience_mode is not None:
-            role_errors.append(
-                FieldError(
-                    "input.audience",
-                    "an enterprise administrator's apps are shown to their own enterprise only",
-                    "FORBIDDEN_AUDIENCE",
-                )
-            )
+        if patch.audience_mode is not None and not _own_audience(
+            principal, patch.audience_mode, patch.audience_ids
+        ):
+            role_errors.append(_forbidden_audience(principal))
             patch.audience_mode = None
     try:
         async with db.write() as session:

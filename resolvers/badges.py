@@ -16,6 +16,7 @@ from resolvers.broker import Broker
 from resolvers.errors import AppNotFound, InvalidInput, TooManyRecipients
 from resolvers.identity import Principal
 from resolvers.messages import BadgeCause, BadgeChange, user_channel
+from resolvers.workbench import not_on_workbench
 from storage import badges as store
 from storage import catalogue
 from storage.db import Database
@@ -93,7 +94,8 @@ async def read_app(
     ``count=None`` clears it (OPEN_APP); otherwise ``unread = max(0, unread - count)``, and
     ``unseen = min(unseen, total unread)``. ``count`` must be >= 0; 0 changes nothing. Raises
     ``AppNotFound`` for an unknown or disabled app, or, with ``require_visible``, one not on the
-    user's workbench; ``InvalidInput`` for a negative count. Publishes only a real change, and
+    user's workbench (``AppRemoved`` when the user removed it); ``InvalidInput`` for a negative
+    count. Publishes only a real change, and
     returns the user's resulting state.
     """
     event = await _read(
@@ -150,7 +152,7 @@ async def _read(
         if require_visible and not await catalogue.is_visible(
             session, app_id=app_id, cid=cid, uid=uid, platform=None
         ):
-            raise AppNotFound(app_id)
+            raise await not_on_workbench(session, app_id=app_id, cid=cid, uid=uid, platform=None)
         changed = await store.decrease_unread(session, cid=cid, uid=uid, app_id=app_id, by=count)
         event = None
         if describe:

@@ -8,6 +8,7 @@ errors and ``UserError``) and ``legacy_rest.responses`` (the seed's failure bodi
     ├── NotAuthenticated           no credentials, or bad or expired ones
     ├── PermissionDenied           authenticated, but the role may not do this
     ├── AppNotFound                no such app, or disabled, or not on the caller's workbench
+    │   └── AppRemoved             on it but for the caller's own removal (restoreApp undoes it)
     └── TooManyRecipients          a notice names more than MAX_RECIPIENTS users (SPEC §6)
 """
 
@@ -70,6 +71,19 @@ class AppNotFound(WorkbenchError):
     def __init__(self, app_id: int | str, message: str | None = None) -> None:
         super().__init__(message or f"app {app_id} not found")
         self.app_id = app_id
+
+
+class AppRemoved(AppNotFound):
+    """The app would be on the caller's workbench but the caller removed it (SPEC §2
+    可被用户删除): it exists, and ``restoreApp`` brings it back. A kind of ``AppNotFound`` (the
+    app is not on the workbench), with its own code so that a client can offer the restore."""
+
+    code = "APP_REMOVED"
+
+    def __init__(self, app_id: int) -> None:
+        super().__init__(
+            app_id, f"app {app_id} was removed from your workbench: restoreApp puts it back"
+        )
 
 
 class TooManyRecipients(WorkbenchError):

@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 from resolvers.badges import BadgeEventData, read_app
 from resolvers.broker import Broker
-from resolvers.errors import AppNotFound
 from resolvers.identity import Principal
 from resolvers.messages import BadgeCause
 from resolvers.sso import DEFAULT_TICKET_TTL_S, issue_ticket
+from resolvers.workbench import not_on_workbench
 from storage import catalogue
 from storage.db import Database
 from storage.models import AppPlatform, LaunchMode, Platform
@@ -117,7 +117,7 @@ async def open_app(
 
     For an auto-login platform, a fresh one-time SSO ticket (valid ``ticket_ttl_seconds``) is
     issued and the login parameters are filled in. Raises ``AppNotFound`` when the app is not
-    on the user's workbench for ``platform``.
+    on the user's workbench for ``platform`` (``AppRemoved`` when the user removed it).
     """
     async with db.read() as session:
         if not await catalogue.is_visible(
@@ -127,7 +127,13 @@ async def open_app(
             uid=principal.uid,
             platform=platform,
         ):
-            raise AppNotFound(app_id)
+            raise await not_on_workbench(
+                session,
+                app_id=app_id,
+                cid=principal.cid,
+                uid=principal.uid,
+                platform=platform,
+            )
         settings = (await catalogue.platform_settings(session, [app_id]))[app_id][platform]
     login_query = None
     if settings.auto_login and settings.login_params:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from resolvers.broker import Broker
-from resolvers.errors import AppNotFound, InvalidInput
+from resolvers.errors import AppNotFound, AppRemoved, InvalidInput
 from resolvers.identity import Principal
 from resolvers.messages import RELOAD, user_channel
 from storage import badges as store
@@ -48,6 +50,18 @@ async def load_workbench(
         unread_total=total,
         version=state.version,
     )
+
+
+async def not_on_workbench(
+    session: AsyncSession, *, app_id: int, cid: int, uid: int, platform: Platform | None
+) -> AppNotFound:
+    """The error for app ``app_id``, found not on user ``(cid, uid)``'s workbench for
+    ``platform`` (``None``: any): ``AppRemoved`` when the user's own removal is all that keeps
+    it off (``restoreApp`` would bring it back there), else ``AppNotFound``."""
+    restorable = await catalogue.removed_apps(session, cid=cid, uid=uid, platform=platform)
+    if any(app.id == app_id for app in restorable):
+        return AppRemoved(app_id)
+    return AppNotFound(app_id)
 
 
 async def remove_app(*, db: Database, broker: Broker, principal: Principal, app_id: int) -> App:

@@ -36,7 +36,10 @@ class PlatformSettings:
     web_url: str | None
     run_path: str | None
     download_url: str | None
-    embedded_browser: bool = strawberry.field(description="ANDROID/IOS WEB apps: in-app browser.")
+    embedded_browser: bool = strawberry.field(
+        description="ANDROID/IOS WEB apps: open in the IM's in-app browser. Kept as given on PC "
+        "and for NATIVE, where launches do not use it."
+    )
     auto_login: bool
     login_params: str | None
 
@@ -209,7 +212,11 @@ class PlatformSettingsInput:
     web_url: str | None = None
     run_path: str | None = None
     download_url: str | None = None
-    embedded_browser: bool = True
+    embedded_browser: bool = strawberry.field(
+        default=True,
+        description="ANDROID/IOS WEB apps: open in the IM's in-app browser. Stored as given "
+        "everywhere; launches on PC and of NATIVE apps do not use it.",
+    )
     auto_login: bool = False
     login_params: str | None = None
 

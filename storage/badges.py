@@ -14,7 +14,7 @@ wrote, for publishing after commit. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,3 +264,24 @@ async def set_unread(
         )
     ).one()
     return UserState(cid, uid, row.unseen_count, row.version), unread, before
+
+
+async def bump_versions(
+    session: AsyncSession, users: Collection[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    """``version += 1`` for each user ``(cid, uid)`` of ``users``, counts untouched (a row at
+    version 1 for a user without one); returns their new versions.
+
+    For a badge state shown anew without a change of its own (a SNAPSHOT after an
+    administrator's change or the user's removal of an app): SPEC §7 promises versions that
+    strictly increase, and a client keeps the highest version it has seen. Rows are written in
+    ``(cid, uid)`` order, like ``add_notices``, in one statement.
+    """
+    insert = upsert_insert(session, t.user_badge_state)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["cid", "uid"], set_={"version": t.user_badge_state.c.version + 1}
+    ).returning(t.user_badge_state.c.cid, t.user_badge_state.c.uid, t.user_badge_state.c.version)
+    rows = [{"cid": c, "uid": u, "unseen_count": 0, "version": 1} for c, u in sorted(set(users))]
+    if not rows:
+        return {}
+    return {(cid, uid): version for cid, uid, version in (await session.execute(stmt, rows)).all()}

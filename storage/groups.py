@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import tables as t
@@ -72,19 +72,32 @@ async def category_ids_of_groups(session: AsyncSession, *, group_ids: Sequence[i
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def _set_positions(session: AsyncSession, table: Table, ids: Sequence[int]) -> None:
+async def _set_positions(
+    session: AsyncSession, model: type[AppGroup] | type[AppCategory], ids: Sequence[int]
+) -> None:
+    # An ORM-enabled UPDATE (on the entity, not its table) also updates the rows ``session``
+    # already holds, so a tree read afterwards in the same session shows the new positions,
+    # not the ones loaded before (issue 11 item 11).
+    table = t.app_group if model is AppGroup else t.app_category
     for position, row_id in enumerate(ids):
-        await session.execute(update(table).where(table.c.id == row_id).values(position=position))
+        await session.execute(
+            update(model)
+            .where(table.c.id == row_id)
+            .values(position=position)
+            .execution_options(synchronize_session="fetch")
+        )
 
 
 async def set_group_positions(session: AsyncSession, *, group_ids: Sequence[int]) -> None:
-    """Give each group of ``group_ids`` its index there as its position (one UPDATE each)."""
-    await _set_positions(session, t.app_group, group_ids)
+    """Give each group of ``group_ids`` its index there as its position (one UPDATE each);
+    groups loaded in ``session`` show their new positions too."""
+    await _set_positions(session, AppGroup, group_ids)
 
 
 async def set_category_positions(session: AsyncSession, *, category_ids: Sequence[int]) -> None:
-    """Give each category of ``category_ids`` its index there as its position."""
-    await _set_positions(session, t.app_category, category_ids)
+    """Give each category of ``category_ids`` its index there as its position; categories
+    loaded in ``session`` show their new positions too."""
+    await _set_positions(session, AppCategory, category_ids)
 
 
 async def add_group(session: AsyncSession, *, name: str, position: int) -> AppGroup:

@@ -1,5 +1,6 @@
 """ASGI middleware of the service: request ids, the legacy paths' stray spaces, and body size
-limits applied before any parser runs."""
+limits applied before any parser runs; and the request headers CORS allows (Starlette's
+``CORSMiddleware`` does the rest, configured in ``imworkbench.app``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imworkbench.logs import REQUEST_ID_HEADER, SANE_REQUEST_ID, current_request_id, request_id_var
 from legacy_rest import normalise_legacy_path
+
+# The request headers a cross-origin caller may send (SPEC §6: vendors call from browser
+# JavaScript). Besides the API's own (Authorization, Content-Type, Accept, X-Request-Id): what
+# common browser libraries add by themselves, since a preflight that asks for one header not
+# listed fails as a whole (400), and the vendor's call with it. jQuery, Prototype and MooTools
+# add X-Requested-With to same-origin-style calls (and many pages set it globally through
+# ``$.ajaxSetup``), often with Cache-Control and Pragma to defeat old caches; Apollo Client
+# sends its client name and version, and Apollo's CSRF prevention asks for
+# apollo-require-preflight. None of them carries a credential, and CORS here never allows
+# credentials (cookies), so allowing them grants a cross-site page nothing more.
+CORS_ALLOWED_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "X-Request-Id",
+    "X-Requested-With",
+    "Cache-Control",
+    "Pragma",
+    "apollographql-client-name",
+    "apollographql-client-version",
+    "apollo-require-preflight",
+)
 
 
 class LegacyPathMiddleware:

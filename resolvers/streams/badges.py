@@ -206,12 +206,32 @@ class BadgeStream:
             version=self._version,
         )
 
+    async def _renumbered_snapshot(self) -> BadgeEventData:
+        # A SNAPSHOT that shows the state anew without a change of the state itself (an
+        # administrator's change, the user's removal of an app): it needs a version above the
+        # last one sent (SPEC §7), so the stored version goes up by one. When that lands
+        # right above this stream's version, nothing else changed the state in between and
+        # the state held here is the state at the new version; otherwise a change is still
+        # on its way here, and the stream reads its state again (which includes it).
+        if self._watch is not None:
+            version = await self._watch.fresh_version(self._cid, self._uid)
+        else:
+            async with self._db.write() as session:
+                bumped = await store.bump_versions(session, [(self._cid, self._uid)])
+            version = bumped[(self._cid, self._uid)]
+        if version == self._version + 1:
+            self._version = version
+        else:
+            await self._load()
+        return self._snapshot_event()
+
     async def events(self) -> AsyncGenerator[BadgeEventData, None]:
         """A SNAPSHOT, then an event for each change the user's view shows, until closed.
 
         A change that alters nothing this view shows (another platform's app) yields nothing.
         When the apps counted change (an administrator's change, a removal) or messages may
-        have been lost, a fresh SNAPSHOT.
+        have been lost, a fresh SNAPSHOT. Versions strictly increase along the stream: a
+        SNAPSHOT with nothing new in the state itself gets the next stored version.
         """
         following = (
             self._watch.register(self) if self._watch is not None else contextlib.nullcontext()
@@ -235,6 +255,8 @@ class BadgeStream:
                     # A reload that finds what the client already has (a catalogue change
                     # seen while loading, say) sends nothing.
                     if snapshot != last:
+                        if snapshot.version <= last.version:
+                            snapshot = await self._renumbered_snapshot()
                         last = snapshot
                         yield snapshot
                     continue

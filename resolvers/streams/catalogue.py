@@ -11,6 +11,12 @@ fewer apps. So a change seen by 10,000 connected clients costs one database read
 not one per client (no thundering herd). The watch also caches the apps' legacy access rules
 (``AppAccess``) and drops an app's entry when a change of it is announced.
 
+A badge stream that shows a user's state anew because of such a change (a SNAPSHOT) needs a
+version above the last one it sent (SPEC §7: strictly increasing): the watch also hands out
+fresh versions (``fresh_version``), coalescing the requests of every stream woken by the same
+change into one write, so a change seen by 10,000 clients costs one statement per process
+there too.
+
 Streams that take these changes implement ``CatalogueListener``: ``BadgeStream``
 (``resolvers.streams.badges``: a SNAPSHOT when the set of counted apps changes),
 ``WorkbenchChangeStream`` (``resolvers.streams.workbench``) and ``NotificationStream``
@@ -29,6 +35,7 @@ from typing import Protocol
 
 from resolvers.messages import CATALOGUE_CHANNEL, CatalogueChange, Message
 from resolvers.streams.hub import Hub
+from storage import badges as badge_store
 from storage import catalogue
 from storage.catalogue import AppRule
 from storage.db import Database
@@ -103,6 +110,9 @@ class CatalogueWatch:
         # change messages arrive, and stale after ACCESS_TTL_S for changes made out of band
         # (``workbench catalogue import``, another process without a shared broker).
         self._access: dict[int, tuple[float, AppAccess | None]] = {}
+        # Users waiting for a fresh badge version, each with the futures to answer.
+        self._bumps: dict[tuple[int, int], list[asyncio.Future[int]]] = {}
+        self._bump_task: asyncio.Task[None] | None = None
 
     def sequence(self) -> int:
         """The number of change messages received so far (see ``CatalogueListener``)."""
@@ -130,6 +140,35 @@ class CatalogueWatch:
         self._access[app_id] = (now + ACCESS_TTL_S, found)
         return found
 
+    async def fresh_version(self, cid: int, uid: int) -> int:
+        """Raise user ``(cid, uid)``'s stored badge version by one, counts untouched, and return
+        it (``storage.badges.bump_versions``). Requests made while a write is pending share
+        the next write: one statement for all the streams one change woke, and one version
+        for every stream of a user. Raises what the database raises."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._bumps.setdefault((cid, uid), []).append(future)
+        if self._bump_task is None or self._bump_task.done():
+            self._bump_task = asyncio.create_task(self._write_bumps(), name="badge-versions")
+        return await future
+
+    async def _write_bumps(self) -> None:
+        while self._bumps:
+            await asyncio.sleep(0)  # let the other streams woken by the same change ask too
+            batch, self._bumps = self._bumps, {}
+            try:
+                async with self._db.write() as session:
+                    versions = await badge_store.bump_versions(session, batch.keys())
+            except Exception as error:
+                for futures in batch.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(error)
+                continue
+            for user, futures in batch.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(versions[user])
+
     async def start(self) -> None:
         """Start listening; returns once the channel is subscribed."""
         self._task = asyncio.create_task(self._run(), name="catalogue-watch")
@@ -147,6 +186,11 @@ class CatalogueWatch:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT_S)
             self._task = None
+        if self._bump_task is not None:
+            self._bump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._bump_task), STOP_TIMEOUT_S)
+            self._bump_task = None
         self._listeners.clear()
 
     @contextlib.contextmanager

@@ -437,6 +437,21 @@ async def test_imported_allowlist_is_normalised(database_url: str, empty_databas
     assert (app.legacy_signed, app.ip_allowlist) == (True, "10.0.0.0/8,2001:db8::1/128")
 
 
+@pytest.mark.parametrize("embedded", [True, False])
+async def test_imported_pc_embedded_browser_is_kept_as_given(
+    database_url: str, empty_database_url: str, embedded: bool
+) -> None:
+    """A file's PC embeddedBrowser is imported as it stands, not turned into false."""
+    # given
+    document = json.loads(await demo_export(database_url))
+    document["apps"][0]["platforms"]["PC"]["embeddedBrowser"] = embedded
+    # when
+    await import_bytes(empty_database_url, encode(document))
+    # then
+    again = json.loads(await export_bytes(empty_database_url))
+    assert again["apps"][0]["platforms"]["PC"]["embeddedBrowser"] is embedded
+
+
 async def test_file_without_signed_mode_keys_imports_with_defaults(
     database_url: str, empty_database_url: str
 ) -> None:

@@ -35,6 +35,11 @@ mutation($id: ID!, $input: AppPatchInput!) {
   }
 }
 """
+APP_SETTINGS = """
+query($id: ID!) {
+  app(id: $id) { audience { mode enterpriseIds } pc { launchMode embeddedBrowser } }
+}
+"""
 DISABLE = "mutation($id: ID!) { disableApp(appId: $id) { app { id enabled } errors { code } } }"
 ENABLE = "mutation($id: ID!) { enableApp(appId: $id) { app { id enabled } errors { code } } }"
 DELETE = "mutation($id: ID!) { deleteApp(appId: $id) { deletedAppId errors { code } } }"
@@ -257,6 +262,42 @@ async def test_enterprise_admin_updates_own_apps_only(http, tokens):
     assert kind == {"app": None, "errors": [{"field": "input.kind", "code": "FORBIDDEN_KIND"}]}
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "APP_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("audience", "errors"),
+    [
+        ({"mode": "SELECTED", "enterpriseIds": ["1001"]}, []),
+        (
+            {"mode": "SELECTED", "enterpriseIds": ["1002"]},
+            [{"field": "input.audience", "code": "FORBIDDEN_AUDIENCE"}],
+        ),
+        (
+            {"mode": "SELECTED", "enterpriseIds": ["1001", "1002"]},
+            [{"field": "input.audience", "code": "FORBIDDEN_AUDIENCE"}],
+        ),
+    ],
+)
+async def test_enterprise_admin_audience_update(http, tokens, audience, errors):
+    """An enterprise admin may restate their own audience (a form sends it back); naming
+    another enterprise is refused, and the audience stays their own."""
+    admin = tokens.enterprise_admin(cid=1001)
+    mine = await create_app(http, admin, identifier="MineAudience", **OWN_APP)
+    payload = await update(http, admin, mine["id"], audience=audience)
+    assert payload["errors"] == errors
+    app = (await gql(http, admin, APP_SETTINGS, {"id": mine["id"]}))["data"]["app"]
+    assert app["audience"] == {"mode": "SELECTED", "enterpriseIds": ["1001"]}
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+async def test_pc_embedded_browser_update_is_stored_as_given(http, tokens, embedded):
+    """updateApp stores the PC settings' embeddedBrowser as given, not as false."""
+    admin = tokens.admin()
+    app = await create_app(http, admin, identifier="PcEmbedded")
+    pc = {**web("https://pc.example.com/"), "embeddedBrowser": embedded}
+    assert (await update(http, admin, app["id"], pc=pc))["errors"] == []
+    stored = (await gql(http, admin, APP_SETTINGS, {"id": app["id"]}))["data"]["app"]
+    assert stored["pc"] == {"launchMode": "WEB", "embeddedBrowser": embedded}
 
 
 @pytest.mark.parametrize("role", [Role.USER, Role.VENDOR])

@@ -68,7 +68,7 @@ def expected_app(app_key: object, audience: object) -> dict:
             "webUrl": None,
             "runPath": r"C:\Program Files\Full\full.exe",
             "downloadUrl": "https://full.example.com/setup.exe",
-            "embeddedBrowser": False,
+            "embeddedBrowser": True,  # the input's default, stored as given (unused by NATIVE)
             "autoLogin": False,
             "loginParams": None,
         },

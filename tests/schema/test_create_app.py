@@ -3,6 +3,7 @@ together as ``errors: [UserError]`` with nothing written."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from unittest.mock import ANY
@@ -22,6 +23,15 @@ mutation Create($input: AppInput!) {
   createApp(input: $input) {
     app { id kind appKey audience { mode enterpriseIds } }
     appSecret
+    errors { field message code }
+  }
+}
+"""
+
+CREATE_EMBEDDED = """
+mutation Create($input: AppInput!) {
+  createApp(input: $input) {
+    app { pc { launchMode embeddedBrowser } android { launchMode embeddedBrowser } }
     errors { field message code }
   }
 }
@@ -271,12 +281,10 @@ async def test_created_apps_get_distinct_keys_and_secrets(http, tokens):
 
 
 async def test_enterprise_admin_creates_enterprise_app_for_own_enterprise(http, tokens):
-    """An enterprise administrator's ENTERPRISE app is shown to their own enterprise only,
-    whatever audience the input asked for, and they see its key."""
+    """An enterprise administrator's ENTERPRISE app without an audience is shown to their own
+    enterprise only, and they see its key."""
     # given
-    new_app = app_input(
-        kind="ENTERPRISE", audience={"mode": "ALL", "enterpriseIds": ["1002", "1003"]}
-    )
+    new_app = app_input(kind="ENTERPRISE")
 
     # when
     body = await gql(
@@ -299,6 +307,65 @@ async def test_enterprise_admin_creates_enterprise_app_for_own_enterprise(http, 
         }
     }
     assert re.fullmatch(r"[0-9a-f]{32}", body["data"]["createApp"]["app"]["appKey"])
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        {"mode": "SELECTED", "enterpriseIds": ["1002"]},
+        {"mode": "SELECTED", "enterpriseIds": ["1001", "1002"]},
+        {"mode": "ALL", "enterpriseIds": ["1002"]},
+        {"mode": "ALL", "enterpriseIds": ["1001"]},
+    ],
+)
+async def test_enterprise_admin_other_audience_is_refused(http, tokens, settings, audience, caplog):
+    """An enterprise administrator's app for other enterprises (or for all but some) is
+    refused on input.audience, not silently narrowed to their own enterprise."""
+    # when
+    body = await gql(
+        http,
+        tokens.enterprise_admin(cid=1001),
+        CREATE_WITH_AUDIENCE,
+        {"input": app_input(kind="ENTERPRISE", audience=audience)},
+    )
+    # then
+    assert body == {"data": {"createApp": refused(("input.audience", "FORBIDDEN_AUDIENCE"))}}
+    assert await count_apps(settings) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_enterprise_admin_own_audience_is_stored_as_given(http, tokens):
+    """An enterprise administrator who names their own enterprise gets exactly that audience."""
+    # given
+    audience = {"mode": "SELECTED", "enterpriseIds": ["1001"]}
+    # when
+    body = await gql(
+        http,
+        tokens.enterprise_admin(cid=1001),
+        CREATE_WITH_AUDIENCE,
+        {"input": app_input(kind="ENTERPRISE", audience=audience)},
+    )
+    # then
+    assert body["data"]["createApp"]["errors"] == []
+    assert body["data"]["createApp"]["app"]["audience"] == audience
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+@pytest.mark.parametrize("platform", ["pc", "android"])
+@pytest.mark.parametrize("mode", ["WEB", "NATIVE"])
+async def test_embedded_browser_is_stored_as_given(http, tokens, platform, mode, embedded):
+    """embeddedBrowser is stored and answered as given on every platform and launch mode
+    (launches use it on ANDROID/IOS WEB only), never silently turned into false."""
+    # given
+    settings = {**(web() if mode == "WEB" else NATIVE), "embeddedBrowser": embedded}
+    # when
+    body = await gql(
+        http, tokens.admin(), CREATE_EMBEDDED, {"input": without(**{platform: settings})}
+    )
+    # then
+    created = body["data"]["createApp"]
+    assert created["errors"] == []
+    assert created["app"][platform] == {"launchMode": mode, "embeddedBrowser": embedded}
 
 
 async def test_enterprise_admin_cannot_create_other_kinds(http, tokens, settings):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from resolvers.demo import load_demo
 from resolvers.identity import Role
+from storage.db import Database
 from tests.factories import CREATE_CATEGORY, CREATE_GROUP, create_app, gql, new_category, new_group
 
 GROUPS = "{ groups { id name position categories { id name position groupId } } }"
@@ -35,6 +37,16 @@ DELETE_CATEGORY = """
 mutation($id: ID!, $to: ID) {
   deleteCategory(id: $id, moveAppsTo: $to) {
     deletedId errors { field code } } }
+"""
+REORDER_GROUPS_WITH_POSITIONS = """
+mutation($ids: [ID!]!) {
+  reorderGroups(ids: $ids) {
+    groups { id position categories { id position } } errors { field code } } }
+"""
+REORDER_CATEGORIES_WITH_POSITIONS = """
+mutation($g: ID!, $ids: [ID!]!) {
+  reorderCategories(groupId: $g, ids: $ids) {
+    groups { id position categories { id position } } errors { field code } } }
 """
 WORKBENCH = """
 { workbench(platform: PC) { groups { name categories { name apps { app { identifier } } } } } }
@@ -140,6 +152,64 @@ async def test_names_are_unique_case_insensitively(http, tokens):
     assert renamed["data"]["renameGroup"]["errors"] == [{"field": "name", "code": "NAME_TAKEN"}]
 
 
+async def demo_groups(database_url: str, http, admin: str) -> list[dict]:
+    """Load the demo catalogue (groups and categories with tied positions); its ``groups``."""
+    db = Database(database_url)
+    try:
+        await load_demo(db)
+    finally:
+        await db.dispose()
+    return (await gql(http, admin, GROUPS))["data"]["groups"]
+
+
+def positions(groups: list[dict]) -> list[tuple[str, int, list[tuple[str, int]]]]:
+    """``(id, position, [(category id, position)])`` per group of a ``groups`` answer."""
+    return [
+        (g["id"], g["position"], [(c["id"], c["position"]) for c in g["categories"]])
+        for g in groups
+    ]
+
+
+async def test_reorder_groups_answers_the_new_positions(database_url, http, tokens):
+    """reorderGroups from tied demo positions answers the positions it stored, 0, 1, 2."""
+    # given
+    admin = tokens.admin()
+    before = await demo_groups(database_url, http, admin)
+    assert len({g["position"] for g in before}) < len(before)  # the demo starts tied
+    order = [g["id"] for g in reversed(before)]
+    # when
+    body = await gql(http, admin, REORDER_GROUPS_WITH_POSITIONS, {"ids": order})
+    # then
+    answered = body["data"]["reorderGroups"]
+    assert answered["errors"] == []
+    stored = (await gql(http, admin, GROUPS))["data"]["groups"]
+    assert [(g["id"], g["position"]) for g in answered["groups"]] == [
+        (group_id, index) for index, group_id in enumerate(order)
+    ]
+    assert positions(answered["groups"]) == positions(stored)
+
+
+async def test_reorder_categories_answers_the_new_positions(database_url, http, tokens):
+    """reorderCategories from demo positions answers the positions it stored, 0, 1, ..."""
+    # given
+    admin = tokens.admin()
+    group = next(g for g in await demo_groups(database_url, http, admin) if g["name"] == "业务系统")
+    order = [c["id"] for c in reversed(group["categories"])]
+    # when
+    body = await gql(
+        http, admin, REORDER_CATEGORIES_WITH_POSITIONS, {"g": group["id"], "ids": order}
+    )
+    # then
+    answered = body["data"]["reorderCategories"]
+    assert answered["errors"] == []
+    stored = (await gql(http, admin, GROUPS))["data"]["groups"]
+    mine = next(g for g in answered["groups"] if g["id"] == group["id"])
+    assert [(c["id"], c["position"]) for c in mine["categories"]] == [
+        (category_id, index) for index, category_id in enumerate(order)
+    ]
+    assert positions(answered["groups"]) == positions(stored)
+
+
 @pytest.mark.parametrize("ids", [["1"], ["1", "1"], ["1", "999"], ["1", "x"]])
 async def test_reorder_needs_every_group_once(http, tokens, ids):
     """A reorder that misses, repeats or invents a group is refused."""
@@ -148,6 +218,34 @@ async def test_reorder_needs_every_group_once(http, tokens, ids):
     errors = body["data"]["reorderGroups"]["errors"]
     assert body["data"]["reorderGroups"]["groups"] is None
     assert errors[0]["code"] in ("NOT_A_PERMUTATION", "INVALID_ID")
+
+
+@pytest.mark.parametrize("case", ["missing", "repeated", "other group's", "unknown", "not an id"])
+async def test_reorder_categories_needs_each_category_once(http, tokens, case):
+    """A category reorder that misses, repeats, borrows or invents a category is refused, and
+    the order stays as it was."""
+    # given
+    admin = tokens.admin()
+    group = await new_group(http, admin, "Ordered")
+    first = await new_category(http, admin, group, "First")
+    second = await new_category(http, admin, group, "Second")
+    ids = {
+        "missing": [first],
+        "repeated": [first, first, second],
+        "other group's": [second, first, "1"],
+        "unknown": [second, first, "999"],
+        "not an id": [second, "x"],
+    }[case]
+    # when
+    body = await gql(http, admin, REORDER_CATEGORIES, {"g": group, "ids": ids})
+    # then
+    assert body["data"]["reorderCategories"]["groups"] is None
+    assert body["data"]["reorderCategories"]["errors"][0]["code"] in (
+        "NOT_A_PERMUTATION",
+        "INVALID_ID",
+    )
+    groups = (await gql(http, admin, GROUPS))["data"]["groups"]
+    assert [c["id"] for c in groups[-1]["categories"]] == [first, second]
 
 
 async def test_delete_group_with_apps_needs_a_target(http, tokens):

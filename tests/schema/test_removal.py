@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.factories import PROTOCOLS, badge_subscription, create_app, gql, push
@@ -18,6 +20,8 @@ mutation Restore($id: ID!) {
 }
 """
 REMOVED = "query($p: Platform) { removedApps(platform: $p) { id identifier } }"
+MARK_READ = "mutation($id: ID!) { markAppRead(appId: $id, count: 1) { unreadTotal version } }"
+OPEN_APP = "mutation($id: ID!) { openApp(appId: $id, platform: PC) { url } }"
 WORKBENCH = (
     "query($p: Platform!) { workbench(platform: $p) { unreadTotal apps { app { identifier } } } }"
 )
@@ -107,6 +111,39 @@ async def test_unknown_app_is_not_found(http, tokens):
         body = await gql(http, tokens.user(), document, {"id": "999"})
         assert body["data"] is None
         assert body["errors"][0]["extensions"]["code"] == "APP_NOT_FOUND"
+
+
+@pytest.mark.parametrize("document", [MARK_READ, OPEN_APP], ids=["markAppRead", "openApp"])
+async def test_reading_a_removed_app_says_it_is_removed(http, tokens, document, caplog):
+    """markAppRead and openApp on an app the user removed answer APP_REMOVED (restoreApp
+    brings it back), not "app not found", and leave its unread count as it was."""
+    # given
+    user = tokens.user()
+    app = await create_app(http, tokens.admin(), identifier="ReadGone")
+    await push(http, app["id"], ["1001,1034"])
+    await gql(http, user, REMOVE, {"id": app["id"]})
+    # when
+    body = await gql(http, user, document, {"id": app["id"]})
+    # then
+    assert body["data"] is None
+    assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (f"app {app['id']} was removed from your workbench: restoreApp puts it back", "APP_REMOVED")
+    ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    await gql(http, user, RESTORE, {"id": app["id"]})
+    assert (await gql(http, user, WORKBENCH, {"p": "PC"}))["data"]["workbench"]["unreadTotal"] == 1
+
+
+async def test_reading_an_app_outside_the_audience_is_not_found(http, tokens):
+    """markAppRead on an app the user never had (another enterprise's) stays APP_NOT_FOUND."""
+    app = await create_app(
+        http,
+        tokens.admin(),
+        identifier="NotMine",
+        audience={"mode": "SELECTED", "enterpriseIds": ["9"]},
+    )
+    body = await gql(http, tokens.user(), MARK_READ, {"id": app["id"]})
+    assert body["errors"][0]["extensions"]["code"] == "APP_NOT_FOUND"
 
 
 @pytest.mark.parametrize("app_id", ["x", "-1", "9" * 20, ""])

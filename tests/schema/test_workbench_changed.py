@@ -11,18 +11,29 @@ from contextlib import asynccontextmanager
 import pytest
 
 from imworkbench.brokers import MemoryBroker
-from resolvers.identity import Role
+from resolvers import apps as app_resolvers
+from resolvers.identity import Principal, Role
 from resolvers.messages import CATALOGUE_CHANNEL, CatalogueChange
+from resolvers.streams.badges import BadgeStream
 from resolvers.streams.catalogue import CatalogueWatch
 from resolvers.streams.hub import Hub
 from storage import catalogue
 from storage.catalogue import AppRule
 from storage.db import Database
-from storage.models import App, AppAudience, AppPlatform, AppRemoval, AudienceMode, Platform
+from storage.models import (
+    App,
+    AppAudience,
+    AppPlatform,
+    AppRemoval,
+    AudienceMode,
+    LaunchMode,
+    Platform,
+)
 from tests.factories import (
     BADGES,
     LEGACY_WS,
     PROTOCOLS,
+    TIMEOUT,
     TRANSPORT_WS,
     WSClient,
     create_app,
@@ -42,6 +53,8 @@ mutation($id: ID!, $input: AppPatchInput!) {
   updateApp(appId: $id, input: $input) { errors { code } }
 }
 """
+REMOVE = "mutation($id: ID!) { removeApp(appId: $id) { errors { code } } }"
+RESTORE = "mutation($id: ID!) { restoreApp(appId: $id) { errors { code } } }"
 OWN_APP = {
     "name": "本企业应用",
     "kind": "ENTERPRISE",
@@ -218,6 +231,44 @@ async def test_badge_stream_follows_catalogue_changes(server, http, tokens):
         await client.silence(0.3)
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_badge_versions_strictly_increase_across_snapshots(server, http, tokens, protocol):
+    """Every event of a badges stream, the SNAPSHOTs sent for an administrator's change or the
+    user's removal included, has a higher version than the one before (SPEC §7), and the
+    last one is the version the workbench query reads."""
+    # given
+    admin, user = tokens.admin(), tokens.user()
+    kept = await create_app(http, admin, identifier="Kept")
+    hidden = await create_app(http, admin, identifier="Hidden")
+    await push(http, kept["id"], ["1001,1034"])
+    await push(http, hidden["id"], ["1001,1034"])
+    hide = {"audience": {"mode": "SELECTED", "enterpriseIds": ["9"]}}
+    show = {"audience": {"mode": "ALL", "enterpriseIds": []}}
+    steps = [
+        (UPDATE, {"id": hidden["id"], "input": hide}, "SNAPSHOT", 1),
+        (UPDATE, {"id": hidden["id"], "input": show}, "SNAPSHOT", 2),
+        (REMOVE, {"id": kept["id"]}, "SNAPSHOT", 1),
+        (RESTORE, {"id": kept["id"]}, "SNAPSHOT", 2),
+    ]
+    async with ws_client(server.ws_url, protocol) as client:
+        await client.init(user)
+        await client.subscribe(BADGES, {"platform": "PC"})
+        events = [(await client.next_data())["badges"]]
+        # when
+        for document, variables, _, _ in steps:
+            token = user if document in (REMOVE, RESTORE) else admin
+            assert "errors" not in await gql(http, token, document, variables)
+            events.append((await client.next_data())["badges"])
+    # then
+    assert [(e["cause"], e["unreadTotal"]) for e in events] == [("SNAPSHOT", 2)] + [
+        (cause, total) for _, _, cause, total in steps
+    ]
+    versions = [e["version"] for e in events]
+    assert all(a < b for a, b in itertools.pairwise(versions)), versions
+    workbench = await gql(http, user, "{ workbench(platform: PC) { version } }")
+    assert workbench["data"]["workbench"]["version"] == versions[-1]
+
+
 async def test_deleting_an_app_shrinks_live_totals(server, http, tokens):
     """After deleteApp, the badge stream's SNAPSHOT no longer counts the app's unread."""
     app = await create_app(http, tokens.admin(), identifier="Deleted")
@@ -265,13 +316,18 @@ async def test_vendor_tokens_get_no_workbench_stream(server, codec):
 
 
 class CountingDatabase(Database):
-    """A real database that counts read transactions."""
+    """A real database that counts read and write transactions."""
 
     reads = 0
+    writes = 0
 
     def read(self):  # type: ignore[override]
         self.reads += 1
         return super().read()
+
+    def write(self):  # type: ignore[override]
+        self.writes += 1
+        return super().write()
 
 
 class Recorder:
@@ -324,6 +380,47 @@ async def test_one_read_serves_every_listener(database_url, tokens):
     finally:
         await watch.close()
         await db.dispose()
+
+
+async def test_snapshot_versions_for_many_streams_cost_one_write(database_url):
+    """Fifty users' badge streams shown a new app each get a SNAPSHOT with a version above
+    their first, and the fifty fresh versions cost one write, not one per stream."""
+    db = CountingDatabase(database_url)
+    admin_db = Database(database_url)
+    broker = MemoryBroker()
+    hub = Hub(broker)
+    watch = CatalogueWatch(db, hub)
+    await watch.start()
+    streams = [
+        BadgeStream(db=db, hub=hub, cid=1001, uid=uid, platform=None, watch=watch).events()
+        for uid in range(1, 51)
+    ]
+    try:
+        firsts = [await asyncio.wait_for(anext(events), TIMEOUT) for events in streams]
+        before = db.writes
+        # when
+        web_app = app_resolvers.PlatformDraft(
+            launch_mode=LaunchMode.WEB, web_url="https://example.com/"
+        )
+        draft = app_resolvers.AppDraft(
+            name="新应用", identifier="ForEveryone", platforms={Platform.PC: web_app}
+        )
+        admin = Principal(cid=1, uid=1, account="admin", role=Role.PLATFORM_ADMIN)
+        created = await app_resolvers.create_app(
+            db=admin_db, principal=admin, draft=draft, broker=broker
+        )
+        # each stream runs on its own, as every subscription does in the server
+        seconds = await asyncio.wait_for(asyncio.gather(*map(anext, streams)), TIMEOUT)
+        # then
+        assert [s.badges for s in seconds] == [[(created.app.id, 0)]] * 50
+        assert all(s.version > f.version for f, s in zip(firsts, seconds, strict=True))
+        assert db.writes - before == 1
+    finally:
+        for events in streams:
+            await events.aclose()
+        await watch.close()
+        await db.dispose()
+        await admin_db.dispose()
 
 
 def test_large_changes_say_everything():

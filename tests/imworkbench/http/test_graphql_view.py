@@ -1019,8 +1019,8 @@ async def test_mark_app_read_with_negative_count_is_refused(http, tokens):
 
 
 async def test_mark_app_read_of_an_app_off_the_workbench_is_app_not_found(http, tokens, settings):
-    """markAppRead of an app outside the user's audience, removed, disabled or unknown is
-    APP_NOT_FOUND."""
+    """markAppRead of an app outside the user's audience, disabled or unknown is
+    APP_NOT_FOUND; of one the user removed, APP_REMOVED (restoreApp brings it back)."""
     # given
     admin = tokens.admin()
     elsewhere = await create_app(
@@ -1031,12 +1031,17 @@ async def test_mark_app_read_of_an_app_off_the_workbench_is_app_not_found(http, 
     disabled = await create_app(http, admin, identifier="Disabled")
     await set_app(settings, disabled["id"], enabled=False)
 
-    for app_id in (elsewhere["id"], removed["id"], disabled["id"], "424242"):
+    for app_id, code in (
+        (elsewhere["id"], "APP_NOT_FOUND"),
+        (removed["id"], "APP_REMOVED"),
+        (disabled["id"], "APP_NOT_FOUND"),
+        ("424242", "APP_NOT_FOUND"),
+    ):
         # when
         body = await gql(http, tokens.user(), MARK_APP_READ, {"appId": app_id})
 
         # then
-        assert body == {"data": None, "errors": [graphql_error("APP_NOT_FOUND", "markAppRead")]}
+        assert body == {"data": None, "errors": [graphql_error(code, "markAppRead")]}
 
 
 async def test_mark_app_read_with_a_non_numeric_id_is_invalid_input(http, tokens):

@@ -170,8 +170,8 @@ async def test_other_users_events_are_not_delivered(server, http, tokens):
 
 
 async def test_app_created_after_subscribing_gets_a_fresh_snapshot(server, http, tokens):
-    """An app created for the user after subscribing arrives as a SNAPSHOT including it, and
-    its notices then count."""
+    """An app created for the user after subscribing arrives as a SNAPSHOT including it, with
+    the next version, and its notices then count."""
     # given
     user = tokens.user()
     async with badge_subscription(server.ws_url, TRANSPORT_WS, user, "IOS") as client:
@@ -184,7 +184,7 @@ async def test_app_created_after_subscribing_gets_a_fresh_snapshot(server, http,
             "badges": [{"appId": app["id"], "unread": 0}],
             "unseenCount": 0,
             "unreadTotal": 0,
-            "version": 0,
+            "version": 1,
         }
         # when
         await push(http, app["id"], ["1001,1034"])
@@ -194,7 +194,7 @@ async def test_app_created_after_subscribing_gets_a_fresh_snapshot(server, http,
             "badges": [{"appId": app["id"], "unread": 1}],
             "unseenCount": 1,
             "unreadTotal": 1,
-            "version": 1,
+            "version": 2,
         }
 
 
