@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator
 from contextlib import suppress
 from typing import Any
 
+from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
@@ -193,6 +194,17 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if isinstance(error, WebSocketDisconnected):
             return
         await super().handle_task_exception(error)
+
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        """Strawberry closes the connection (4400) on a document that does not parse; the
+        protocol answers every error before execution with an ``error`` message, which ends
+        only that operation, so a syntax error (over the token or nesting limit included) is
+        answered like a validation error, with HTTP's errors (issue 11 item 1). A document
+        without a runnable operation (an unknown ``operationName``) still closes 4400."""
+        if isinstance(error, GraphQLSyntaxError):
+            return None
+        return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)
 
 
 class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
