@@ -34,7 +34,7 @@ from imworkbench.http.middleware import (
     LegacyPathMiddleware,
     RequestIdMiddleware,
 )
-from imworkbench.logs import configure_logging
+from imworkbench.logs import configure_logging, quiet_client_mistakes
 from imworkbench.push_gateways import create_gateway
 from imworkbench.serving import install_graceful_shutdown, tune_garbage_collector
 from imworkbench.settings import Settings
@@ -106,6 +106,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        quiet_client_mistakes()
         db = Database(
             settings.database_url,
             pool_size=settings.db_pool_size,

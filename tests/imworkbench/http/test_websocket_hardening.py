@@ -91,3 +91,35 @@ async def test_graphql_ws_answers_refused_subscriptions_with_error(server, token
     # then
     assert answer == {"type": "error", "id": "1", "payload": transport["payload"][0]}
     assert errors_of(caplog.records) == []
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_invalid_utf8_text_frame_closes_1007_without_error_log(
+    server, tokens, caplog, protocol
+):
+    """A text frame that is not UTF-8 closes the connection with 1007 (RFC 6455 §8.1); the
+    client's mistake is not logged as a server error."""
+    # given
+    caplog.set_level(logging.INFO)
+    async with ws_client(server.ws_url, protocol) as client:
+        await client.init(tokens.user())
+        # when
+        await client.socket.send(b'{"type": "ping", "payload": {"x": "\xff\xfe"}}', text=True)
+        # then
+        assert await client.closed_code() == 1007
+    assert errors_of(caplog.records) == []
+
+
+async def test_uvicorn_server_errors_stay_errors(server, caplog):
+    """Only the client's mistakes are downgraded: uvicorn's own errors keep their level and
+    traceback."""
+    # given: the running service has installed its filter on uvicorn's logger
+    caplog.set_level(logging.INFO)
+    try:
+        raise RuntimeError("a fault of the server")
+    except RuntimeError:
+        # when
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application\n")
+    # then
+    [record] = [r for r in caplog.records if r.name == "uvicorn.error"]
+    assert (record.levelno, record.exc_info is not None) == (logging.ERROR, True)
