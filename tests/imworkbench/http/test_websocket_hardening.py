@@ -14,6 +14,7 @@ from tests.factories import (
     LEGACY_WS,
     PROTOCOLS,
     TRANSPORT_WS,
+    running,
     without_request_ids,
     ws_client,
 )
@@ -123,3 +124,42 @@ async def test_uvicorn_server_errors_stay_errors(server, caplog):
     # then
     [record] = [r for r in caplog.records if r.name == "uvicorn.error"]
     assert (record.levelno, record.exc_info is not None) == (logging.ERROR, True)
+
+
+# Five messages, then one every 100 s: deterministic on a loaded machine.
+SLOW = {"ws_messages_per_second": 0.01, "ws_message_burst": 5}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_messages_past_the_rate_limit_close_4429(settings, tokens, caplog, protocol):
+    """A connection sending faster than its message rate (burst 5 here) is closed with 4429
+    and a reason saying why; the messages within the burst were served."""
+    # given
+    caplog.set_level(logging.INFO)
+    async with (
+        running(settings.model_copy(update=SLOW)) as server,
+        ws_client(server.ws_url, protocol) as client,
+    ):
+        await client.init(tokens.user())  # 1
+        await client.subscribe(BADGES, {"platform": "PC"})  # 2
+        assert (await client.next_data())["badges"]["cause"] == "SNAPSHOT"
+        # when: three more messages fit the burst, the sixth does not
+        stop = "complete" if protocol == TRANSPORT_WS else "stop"
+        for number in range(3, 10):
+            await client.socket.send(json.dumps({"type": stop, "id": f"unknown-{number}"}))
+        # then
+        assert await client.closed_code() == 4429
+        assert client.socket.close_reason == "Too many messages: more than 5 at once or 0.01/s"
+    assert errors_of(caplog.records) == []
+
+
+async def test_rate_limit_counts_frames_that_are_not_json(settings, tokens):
+    """Frames that do not even decode count towards the rate (graphql-ws ignores them)."""
+    async with (
+        running(settings.model_copy(update=SLOW)) as server,
+        ws_client(server.ws_url, LEGACY_WS) as client,
+    ):
+        await client.init(tokens.user())
+        for _ in range(10):
+            await client.socket.send("not json")
+        assert await client.closed_code() == 4429
