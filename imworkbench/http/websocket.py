@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -176,6 +176,30 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
             raise NonTextMessageReceived from error
         except WebSocketDisconnect:
             pass
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        """Send ``message``; a connection that is closed, by the client or by the server
+        itself, raises ``WebSocketDisconnected``, which ends the operation quietly.
+
+        uvicorn closes a connection on its own (a ping timeout, a protocol error) and tells
+        the app only once the TCP connection is gone: a send in between raises RuntimeError
+        ("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'"), which
+        Strawberry logged as an operation's failure (issue 11 item 8). Starlette lets a send
+        through only on an accepted connection we have not closed, and refuses one after our
+        own close with RuntimeError too, so past the handshake a RuntimeError from sending
+        means the connection is closed. Encoding stays outside: its errors are real."""
+        encoded = self.view.encode_json(message)
+        try:
+            if isinstance(encoded, bytes):
+                await self.ws.send_bytes(encoded)
+            else:
+                await self.ws.send_text(encoded)
+        except WebSocketDisconnect as error:
+            raise WebSocketDisconnected from error
+        except RuntimeError as error:
+            if self.ws.application_state == WebSocketState.CONNECTING:
+                raise  # never accepted: a fault of ours
+            raise WebSocketDisconnected from error
 
     async def close(self, code: int, reason: str) -> None:
         """Close the socket; closing a closed socket does nothing (Strawberry's graphql-ws

@@ -4,16 +4,28 @@ server-side closes racing a send; none of them an ERROR log line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
 
+import httpx
 import pytest
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from tests.factories import (
     BADGES,
     LEGACY_WS,
     PROTOCOLS,
+    TIMEOUT,
     TRANSPORT_WS,
+    create_app,
+    free_socket,
+    push,
     running,
     without_request_ids,
     ws_client,
@@ -163,3 +175,107 @@ async def test_rate_limit_counts_frames_that_are_not_json(settings, tokens):
         for _ in range(10):
             await client.socket.send("not json")
         assert await client.closed_code() == 4429
+
+
+class StalledClient:
+    """A graphql-transport-ws client on a raw socket that reads only when told to: once it
+    stops, the server's writes pile up in its buffers and its pings go unanswered (a client
+    whose network died without a FIN). Its receive buffer is small, so little piles up in
+    the kernel before the server's own transport buffer holds the rest."""
+
+    def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+        self.sock = sock
+        self.protocol = protocol
+
+    @classmethod
+    async def connect(cls, url: str) -> StalledClient:
+        """Connect with a 4 KiB receive buffer and complete the WebSocket handshake."""
+        loop = asyncio.get_running_loop()
+        uri = parse_uri(url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (uri.host, uri.port))
+        protocol = ClientProtocol(uri, subprotocols=[Subprotocol(TRANSPORT_WS)])
+        protocol.send_request(protocol.connect())
+        client = cls(sock, protocol)
+        await client.flush()
+        while protocol.handshake_exc is None and protocol.state is State.CONNECTING:
+            protocol.receive_data(await asyncio.wait_for(loop.sock_recv(sock, 65536), TIMEOUT))
+        assert protocol.state is State.OPEN, protocol.handshake_exc
+        protocol.events_received()  # the handshake response
+        return client
+
+    async def flush(self) -> None:
+        """Write what the protocol has to send."""
+        loop = asyncio.get_running_loop()
+        for chunk in self.protocol.data_to_send():
+            await loop.sock_sendall(self.sock, chunk)
+
+    async def send(self, message: dict) -> None:
+        """Send one JSON message."""
+        self.protocol.send_text(json.dumps(message).encode())
+        await self.flush()
+
+    async def receive(self) -> dict:
+        """The next text message (answering the server's pings meanwhile)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            for event in self.protocol.events_received():
+                if event.opcode is Opcode.TEXT:
+                    return json.loads(event.data)
+            await self.flush()  # pongs
+            data = await asyncio.wait_for(loop.sock_recv(self.sock, 65536), TIMEOUT)
+            self.protocol.receive_data(data)
+
+    def close(self) -> None:
+        """Drop the TCP connection."""
+        self.sock.close()
+
+
+async def test_server_close_racing_a_send_is_a_disconnect(settings, http, tokens, caplog):
+    """When uvicorn drops a client that stopped answering pings while results are still on
+    their way, the send that finds the connection closed ends the subscription as a
+    disconnect: no "Unexpected ASGI message" ERROR, no error outcome."""
+    # given: a server with small socket buffers and fast pings, and a subscribed client
+    caplog.set_level(logging.INFO)
+    listener = free_socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited on accept
+    fast = {"ws_ping_interval": 0.5, "ws_ping_timeout": 0.5, "ws_message_burst": 10_000}
+    async with running(settings.model_copy(update=fast), listener) as server:
+        admin = httpx.AsyncClient(base_url=server.http_url, timeout=TIMEOUT)
+        app = await create_app(admin, tokens.admin(), identifier="RacedApp")
+        client = await StalledClient.connect(server.ws_url)
+        await client.send(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {tokens.user()}"}}
+        )
+        assert (await client.receive())["type"] == "connection_ack"
+        await client.send(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": BADGES, "variables": {"platform": "PC"}},
+            }
+        )
+        assert (await client.receive())["type"] == "next"
+        # when: the client stops reading; about 40 KiB of pongs fill the kernel's buffers and
+        # leave the rest in uvicorn's (under its 64 KiB high-water mark, so sends go on)
+        for _ in range(2300):
+            client.protocol.send_text(b'{"type": "ping"}')
+        await client.flush()
+        # ...the ping timeout closes the connection while its buffer has not drained, and
+        # notices keep coming until the subscription has ended
+        try:
+            for _ in range(int(TIMEOUT * 20)):
+                await push(admin, app["id"], ["1001,1034"])
+                metrics = (await admin.get("/metrics")).text
+                if 'workbench_subscriptions{field="badges"} 0.0' in metrics:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            client.close()
+            await admin.aclose()
+    # then
+    assert 'workbench_subscriptions{field="badges"} 0.0' in metrics
+    assert 'outcome="error",type="subscription"' not in metrics
+    assert errors_of(caplog.records) == []
