@@ -279,3 +279,37 @@ async def test_server_close_racing_a_send_is_a_disconnect(settings, http, tokens
     assert 'workbench_subscriptions{field="badges"} 0.0' in metrics
     assert 'outcome="error",type="subscription"' not in metrics
     assert errors_of(caplog.records) == []
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_starts_over_the_cap_are_refused_before_parsing(server, tokens, protocol):
+    """With the cap (3 in tests) reached, a further operation is refused for the cap even when
+    its document would not parse: the cap is checked before any parsing."""
+    async with ws_client(server.ws_url, protocol) as client:
+        await client.init(tokens.user())
+        for _ in range(3):
+            await client.subscribe(BADGES, {"platform": "PC"})
+            await client.next_data()
+        # when
+        op_id = await client.subscribe(BAD_DOCUMENTS["tokens"].replace("OPERATION", "subscription"))
+        message = await client.receive()
+    # then
+    limit = {"message": "Subscription limit reached"}
+    payload = [limit] if protocol == TRANSPORT_WS else limit
+    assert message == {"id": op_id, "type": "error", "payload": payload}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_the_configured_token_limit_applies_on_both_protocols(server, tokens, protocol):
+    """A subscription of 2,001 tokens is refused against the configured limit (2000), on the
+    legacy protocol as on the other."""
+    document = "subscription { badges(platform: PC) { " + "version " * 1990 + "} }"
+    async with ws_client(server.ws_url, protocol) as client:
+        await client.init(tokens.user())
+        await client.subscribe(document)
+        message = await client.receive()
+    error = message["payload"][0] if protocol == TRANSPORT_WS else message["payload"]
+    assert (message["type"], error["message"]) == (
+        "error",
+        "Syntax Error: Document contains more than 2000 tokens. Parsing aborted.",
+    )
