@@ -611,7 +611,7 @@ async def websocket_flood(context: Context) -> Outcome:
     if "sqlite" not in context.databases:
         return outcome
     system = System("workbench", "sqlite")
-    loads = (
+    loads: tuple[tuple[str, dict[str, str], bool], ...] = (
         ("rate limit off", NO_RATE_LIMIT, True),
         ("rate limit on, flooders give up", {}, False),
         ("rate limit on, flooders reconnect", {}, True),
