@@ -12,7 +12,8 @@ On top of Strawberry's handlers:
   of crashing the connection. Frames too deeply nested to decode count as non-JSON.
 - graphql-ws gets what graphql-transport-ws has: the init timeout (4408), one init only (4429),
   and a clear error for a query or mutation, which that protocol cannot run.
-- A client that leaves while a result is on its way ends its operation quietly (no ERROR log).
+- A client that leaves while a result is on its way ends its operation quietly (no ERROR log),
+  and so does a send that finds the connection closed by uvicorn itself (a ping timeout).
 - Each connection may send ``MessageRate`` messages (a burst, then a rate per second: settings
   ``ws_message_burst`` and ``ws_messages_per_second``); the first message past it closes the
   connection with 4429 and a reason saying so, on both protocols (issue 11 item 2).
