@@ -18,6 +18,12 @@ signs their tokens itself. Kinds:
   stdin, then closes them and prints the final result.
 - ``mixed``: ``closed`` load drawing each request from ``writes`` or ``reads`` (``read_share``);
   counts accepted writes.
+- ``flood``: ``/healthz`` probed at ``health_rate``/s for ``idle`` s, then again for
+  ``duration`` s while each of ``users`` floods the service over graphql-ws: it subscribes up
+  to the per-connection ``cap``, then sends ``start`` frames over the cap (``frame_bytes``
+  each, distinct ids) as fast as it can; when the service closes it, it reconnects at once
+  (``reconnect``) or gives up, as graphql-ws clients do after 4429. Health latencies idle and
+  under the flood, frames sent, connections and closes by code.
 
 Time is ``time.monotonic()`` (CLOCK_MONOTONIC, the same in every process of the machine).
 HTTP is spoken directly over asyncio streams with pre-encoded requests, so the generator costs
@@ -492,6 +498,92 @@ async def mixed(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+LEGACY_WS = "graphql-ws"
+
+
+async def _drain(socket: ClientConnection) -> None:
+    # Read (and drop) whatever the service answers, so its sends never wait on this client.
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async for _ in socket:
+            pass
+
+
+async def _flood_once(
+    spec: dict[str, Any], user: dict[str, Any], frame: str, tally: dict[str, int]
+) -> None:
+    # One flooding connection: init, subscriptions up to the cap, then over-cap starts until
+    # the service closes it (or the flood ends: CancelledError).
+    socket = await connect(
+        spec["ws_url"],
+        subprotocols=[LEGACY_WS],  # type: ignore[list-item]
+        compression=None,
+        max_queue=None,
+        open_timeout=60,
+        ping_interval=None,
+    )
+    tally["connections"] += 1
+    drain: asyncio.Task[None] | None = None
+    try:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {user['token']}"}}
+        await socket.send(json.dumps(init))
+        if json.loads(await socket.recv()).get("type") != "connection_ack":
+            raise RuntimeError("no connection_ack")
+        drain = asyncio.create_task(_drain(socket))
+        live = {"query": BADGES, "variables": {"platform": "PC"}}
+        for index in range(spec["cap"]):
+            await socket.send(json.dumps({"id": f"live-{index}", "type": "start", "payload": live}))
+        sent = 0
+        while True:
+            sent += 1
+            await socket.send(frame.replace("OP_ID", str(sent), 1))
+            tally["frames"] += 1
+            await asyncio.sleep(0)  # let the health probes of this process run
+    except websockets.ConnectionClosed as closed:
+        code = closed.rcvd.code if closed.rcvd is not None else 0
+        tally[f"closed_{code}"] = tally.get(f"closed_{code}", 0) + 1
+    finally:
+        if drain is not None:
+            drain.cancel()
+        await socket.close()
+
+
+async def flood(spec: dict[str, Any]) -> dict[str, Any]:
+    """The ``flood`` kind (module docstring)."""
+    url = spec["url"]
+    health = Request.build({"method": "GET", "path": "/healthz"}, urlsplit(url).netloc)
+    idle = await open_loop(url, lambda _: health, spec["health_rate"], spec["idle"])
+    padding = "x" * max(0, spec["frame_bytes"] - len(BADGES) - 80)
+    query = BADGES.replace("{ cause", "{ # " + padding + "\n cause", 1)
+    frame = json.dumps({"id": "over-OP_ID", "type": "start", "payload": {"query": query}})
+    tally: dict[str, int] = {"frames": 0, "connections": 0}
+
+    async def flooder(user: dict[str, Any]) -> None:
+        while True:
+            try:
+                await _flood_once(spec, user, frame, tally)
+            except (OSError, RuntimeError, websockets.InvalidHandshake):
+                tally["failed_connects"] = tally.get("failed_connects", 0) + 1
+                await asyncio.sleep(0.05)
+            if not spec["reconnect"]:
+                return
+
+    flooders = [asyncio.create_task(flooder(user)) for user in spec["users"]]
+    await asyncio.sleep(spec.get("ramp", 1.0))  # every flooder past its subscriptions
+    frames_before = tally["frames"]
+    flooded = await open_loop(url, lambda _: health, spec["health_rate"], spec["duration"])
+    frames = tally["frames"] - frames_before
+    for task in flooders:
+        task.cancel()
+    await asyncio.gather(*flooders, return_exceptions=True)
+    return {
+        "idle_latencies_ms": idle["latencies_ms"],
+        "latencies_ms": flooded["latencies_ms"],
+        "health_failures": idle["failures"] + flooded["failures"],
+        "frames_per_s": frames / spec["duration"],
+        **tally,
+    }
+
+
 def expand_users(users: dict[str, int]) -> list[dict[str, Any]]:
     """The users of a ``{"cid", "first_uid", "count"}`` range, each with a signed token."""
     codec = TokenCodec(JWT_SECRET)
@@ -509,6 +601,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]
     "fanout": fanout,
     "hold": hold,
     "mixed": mixed,
+    "flood": flood,
 }
 
 

@@ -196,10 +196,16 @@ def migrate(database_url: str) -> None:
 
 
 @asynccontextmanager
-async def workbench(database_url: str, broker_url: str, workdir: Path) -> AsyncIterator[Running]:
+async def workbench(
+    database_url: str,
+    broker_url: str,
+    workdir: Path,
+    settings: dict[str, str] | None = None,
+) -> AsyncIterator[Running]:
     """``workbench serve`` on a free port (the database already migrated), pinned to the
-    server core; stopped (SIGTERM) at the end."""
-    env = service_env(database_url, broker_url)
+    server core, with ``settings`` (``WORKBENCH_*`` variables) over the defaults; stopped
+    (SIGTERM) at the end."""
+    env = {**service_env(database_url, broker_url), **(settings or {})}
     port = free_port()
     log = workdir / f"workbench-{port}.log"
     process = spawn([WORKBENCH, "serve", "--port", str(port)], env=env, core=SERVER_CORE, log=log)

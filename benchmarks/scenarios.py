@@ -589,6 +589,68 @@ async def legacy_throughput(context: Context) -> Outcome:
     return outcome
 
 
+# websocket-flood ------------------------------------------------------------------------------
+
+# The message rate switched off (issue 11 item 2's "before"): far past any flood.
+NO_RATE_LIMIT = {
+    "WORKBENCH_WS_MESSAGES_PER_SECOND": "100000",
+    "WORKBENCH_WS_MESSAGE_BURST": "100000",
+}
+
+
+async def websocket_flood(context: Context) -> Outcome:
+    """/healthz p99 while 8 graphql-ws connections flood over-cap ``start`` frames (32 KiB),
+    with the per-connection message rate off and at its defaults, against the same server idle.
+
+    Each flooder subscribes up to the cap (20), then sends starts the cap refuses as fast as
+    it can. Closed (4429, past the rate), it gives up, as graphql-ws clients do, or reconnects
+    at once and starts over (a reconnect storm, which no per-connection limit bounds). Health
+    is probed at 50/s by the generator process; its latencies include that process's own
+    scheduling."""
+    outcome = Outcome()
+    if "sqlite" not in context.databases:
+        return outcome
+    system = System("workbench", "sqlite")
+    loads: tuple[tuple[str, dict[str, str], bool], ...] = (
+        ("rate limit off", NO_RATE_LIMIT, True),
+        ("rate limit on, flooders give up", {}, False),
+        ("rate limit on, flooders reconnect", {}, True),
+    )
+    for label, settings, reconnect in loads:
+        url = await fresh_database(context, system.database)
+        async with processes.workbench(url, "memory://", context.workdir, settings) as running:
+            spec = {
+                "url": running.http_url,
+                "ws_url": ws_url(system, running),
+                "users": {"cid": CID, "first_uid": 1, "count": 8},
+                "cap": 20,
+                "frame_bytes": 32 * 1024,
+                "health_rate": 50,
+                "idle": context.seconds(5, 2),
+                "ramp": 1.0,
+                "duration": context.seconds(10, 3),
+                "reconnect": reconnect,
+            }
+            result = await generate("flood", spec, context.workdir)
+            idle = Row("websocket-flood", system.label, system.database, f"idle; {label}")
+            idle.with_latencies(result.pop("idle_latencies_ms"))
+            outcome.rows.append(idle)
+            flooded = _row("websocket-flood", system, f"flood; {label}", result, running)
+            outcome.rows.append(flooded)
+            flood_p99, idle_p99 = flooded.p99_ms, idle.p99_ms
+            outcome.checks.append(
+                Check(
+                    "websocket-flood",
+                    f"{label}: /healthz p99 under the flood <= 50 ms",
+                    f"{_fmt(flood_p99, ' ms')} (idle {_fmt(idle_p99, ' ms')}); "
+                    f"{result['frames_per_s']:.0f} frames/s sent, "
+                    f"{result['connections']} connections",
+                    flood_p99 is not None and flood_p99 <= 50,
+                )
+            )
+    return outcome
+
+
 SCENARIOS: dict[str, Callable[[Context], Awaitable[Outcome]]] = {
     "push-latency": push_latency,
     "fan-out": fan_out,
@@ -596,4 +658,5 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[Outcome]]] = {
     "workbench-query": workbench_query,
     "hot-counter": hot_counter,
     "legacy-throughput": legacy_throughput,
+    "websocket-flood": websocket_flood,
 }

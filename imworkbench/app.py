@@ -35,7 +35,8 @@ from imworkbench.http.middleware import (
     LegacyPathMiddleware,
     RequestIdMiddleware,
 )
-from imworkbench.logs import configure_logging
+from imworkbench.http.websocket import MessageRate
+from imworkbench.logs import configure_logging, quiet_client_mistakes
 from imworkbench.push_gateways import create_gateway
 from imworkbench.serving import install_graceful_shutdown, tune_garbage_collector
 from imworkbench.settings import Settings
@@ -101,6 +102,7 @@ def create_app(
         public_url=settings.public_url,
         connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        message_rate=MessageRate(settings.ws_messages_per_second, settings.ws_message_burst),
         allowed_origins=settings.cors_origins,
         # Uploads (setAppIcon) as the GraphQL multipart request spec. CSRF-safe: every
         # request needs a bearer token, which a cross-site form cannot send.
@@ -109,6 +111,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        quiet_client_mistakes()
         db = Database(
             settings.database_url,
             pool_size=settings.db_pool_size,

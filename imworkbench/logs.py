@@ -46,6 +46,32 @@ def _drop_color_message(
     return event
 
 
+# What uvicorn logs at ERROR, with a traceback, for a client's mistake rather than a fault of
+# the server: a text frame that is not UTF-8 (uvicorn closes it 1007, as RFC 6455 §8.1 says).
+CLIENT_MISTAKES = frozenset({"Invalid UTF-8 sequence received from client."})
+
+
+class ClientMistakes(logging.Filter):
+    """Logs ``CLIENT_MISTAKES`` at INFO without their traceback (issue 11 item 8: anyone could
+    fill the error log with them); every other record passes unchanged, so uvicorn's real
+    errors stay ERRORs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Downgrade a client's mistake; never drops a record."""
+        if record.levelno >= logging.ERROR and record.msg in CLIENT_MISTAKES:
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_client_mistakes() -> None:
+    """Install ``ClientMistakes`` on uvicorn's error logger (idempotent). The app's lifespan
+    calls it, so it holds however uvicorn was started and its logging configured."""
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ClientMistakes) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(ClientMistakes())
+
+
 def configure_logging(
     log_format: Literal["console", "json"], level: str = "INFO", stream: TextIO | None = None
 ) -> None:

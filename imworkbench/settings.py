@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     ws_ping_interval: float = Field(default=20.0, gt=0, le=600)
     ws_ping_timeout: float = Field(default=20.0, gt=0, le=600)
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    # Messages one WebSocket connection may send: a sustained rate per second and a burst
+    # (token bucket); past it the connection is closed with 4429 (issue 11 item 2).
+    ws_messages_per_second: float = Field(default=20.0, gt=0, le=100_000)
+    ws_message_burst: int = Field(default=100, ge=1, le=100_000)
     query_max_depth: int = Field(default=12, ge=2, le=100)
     query_max_tokens: int = Field(default=2000, ge=50, le=100_000)
     query_max_aliases: int = Field(default=30, ge=1, le=10_000)

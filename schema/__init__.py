@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from contextlib import suppress
 from typing import Any
 
 import strawberry
@@ -101,21 +102,30 @@ PUBLIC_MUTATION_FIELDS = frozenset({"appAccessToken", "__typename"})
 # A token exchange document is short; anything longer is not public (parsed before any
 # credentials are checked, so it is kept cheap).
 PUBLIC_MAX_TOKENS = 200
+# Strawberry's HTTP answer to a request without a document (400, BAD_REQUEST).
+NO_QUERY = "No GraphQL query found in the request"
 
 
 class DocumentCache(SchemaExtension):
     """Strawberry's parsing step through ``parse_document``, the one parse cache the compiled
     paths use too, so a document is parsed once per process whichever path runs it (LRU,
     ``DOCUMENT_CACHE_SIZE`` texts). It replaces Strawberry's ``ParserCache``, whose cache is
-    its own."""
+    its own.
+
+    A document that does not parse (a syntax error, over the token or nesting limit) is left
+    to Strawberry's own parse, which reports it as the request's error: an exception raised
+    here escapes that handling, which HTTP masks but the WebSocket transports did not (no
+    ``error`` message, an ERROR traceback instead; issue 11 item 1). Failures are not cached,
+    so such a document is parsed twice; either parse stops at the first error or limit."""
 
     def on_parse(self) -> Iterator[None]:
         """Parse (or find) the document before Strawberry would."""
         context = self.execution_context
-        if context.query is not None and context.graphql_document is None:
-            context.graphql_document = parse_document(
-                context.query, context.parse_options.get("max_tokens")
-            )
+        if context.query and context.graphql_document is None:
+            with suppress(GraphQLError, RecursionError):
+                context.graphql_document = parse_document(
+                    context.query, context.parse_options.get("max_tokens")
+                )
         yield
 
 
@@ -231,6 +241,11 @@ class WorkbenchSchema(strawberry.Schema):
         """Stream an operation's results (WebSocket transports): a plain ``badges``
         subscription or ``workbench`` query compiled, anything else through Strawberry."""
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        if not query:
+            # Strawberry reports a missing query as an unexpected error; it is the client's
+            # mistake, refused with HTTP's words for it (issue 11 item 1).
+            error = GraphQLError(NO_QUERY, extensions={"code": "BAD_REQUEST"})
+            return _one(PreExecutionError(data=None, errors=[error]))
         if query is not None:
             refusal = self._refusal(query, operation_name, allowed)
             if refusal is not None:

@@ -297,11 +297,14 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[RunningServer]:
-    """Serve the app for ``settings`` with a real uvicorn server on a free port while the
-    block runs, then shut it down through its lifespan (tests that restart the service)."""
+async def running(
+    settings: Settings, sock: socket.socket | None = None
+) -> AsyncIterator[RunningServer]:
+    """Serve the app for ``settings`` with a real uvicorn server on a free port (or on the
+    bound ``sock``) while the block runs, then shut it down through its lifespan (tests that
+    restart the service)."""
     application = create_service(settings)
-    sock = free_socket()
+    sock = sock or free_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         application, lifespan="on", log_level="warning", **uvicorn_options(settings)

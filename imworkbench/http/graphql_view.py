@@ -42,6 +42,7 @@ from imworkbench.http.uploads import MultipartRefusal, read_operations
 from imworkbench.http.websocket import (
     GraphQLTransportWSHandler,
     GraphQLWSHandler,
+    MessageRate,
     WebSocketAdapter,
     authenticate_connection,
 )
@@ -121,12 +122,15 @@ class WorkbenchGraphQL(GraphQL[Context, None]):
         *,
         codec: TokenCodec,
         public_url: str | None = None,
+        message_rate: MessageRate | None = None,
         **options: Any,
     ) -> None:
         # Strawberry's own IDE page loads its scripts from a CDN; ours is served locally.
         super().__init__(schema, graphql_ide=None, **options)
         self.codec = codec
         self.public_url = public_url
+        # What one WebSocket connection may send (``WebSocketAdapter``); None: no limit.
+        self.message_rate = message_rate
         # The ASGI send callable of every open WebSocket, to close them at shutdown.
         self._open: set[Send] = set()
 

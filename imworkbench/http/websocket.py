@@ -12,7 +12,14 @@ On top of Strawberry's handlers:
   of crashing the connection. Frames too deeply nested to decode count as non-JSON.
 - graphql-ws gets what graphql-transport-ws has: the init timeout (4408), one init only (4429),
   and a clear error for a query or mutation, which that protocol cannot run.
-- A client that leaves while a result is on its way ends its operation quietly (no ERROR log).
+- A client that leaves while a result is on its way ends its operation quietly (no ERROR log),
+  and so does a send that finds the connection closed by uvicorn itself (a ping timeout).
+- Each connection may send ``MessageRate`` messages (a burst, then a rate per second: settings
+  ``ws_message_burst`` and ``ws_messages_per_second``); the first message past it closes the
+  connection with 4429 and a reason saying so, on both protocols (issue 11 item 2).
+- An operation refused before execution (a syntax error, a document over the token, nesting,
+  depth or alias limits, a validation error) is answered with an ``error`` message on both
+  protocols, with the errors HTTP gives; the connection stays open (issue 11 item 1).
 
 Which operations run compiled is the schema's business (``WorkbenchSchema``): this module
 knows no field by name.
@@ -23,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from graphql import GraphQLError, GraphQLSyntaxError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import (
@@ -53,6 +62,9 @@ logger = logging.getLogger("workbench.graphql")
 EXPIRED_CLOSE_CODE = 4401
 INVALID_CLOSE_CODE = 4400
 FORBIDDEN_CLOSE_CODE = 4403
+# Both protocols' "too many" close code (graphql-transport-ws: a second init); here also a
+# connection over its message rate.
+TOO_MANY_CLOSE_CODE = 4429
 SUBSCRIPTIONS_ONLY = (
     "graphql-ws runs subscriptions only; "
     "send queries and mutations over HTTP or graphql-transport-ws"
@@ -100,9 +112,49 @@ def message_problem(message: object, operations: tuple[str, ...]) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class MessageRate:
+    """How many messages one connection may send: ``per_second`` sustained, ``burst`` at once
+    (a token bucket holding ``burst`` tokens, refilled at ``per_second``)."""
+
+    per_second: float
+    burst: int
+
+    @property
+    def refusal(self) -> str:
+        """The close reason of a connection over the rate (at most 123 bytes, RFC 6455)."""
+        return f"Too many messages: more than {self.burst} at once or {self.per_second:g}/s"
+
+
+class MessageBucket:
+    """One connection's token bucket for ``MessageRate``; time from the monotonic clock."""
+
+    def __init__(self, rate: MessageRate) -> None:
+        self.rate = rate
+        self.tokens = float(rate.burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        """Count one message; ``False`` when it is over the rate."""
+        now = time.monotonic()
+        refilled = self.tokens + (now - self.stamp) * self.rate.per_second
+        self.tokens, self.stamp = min(float(self.rate.burst), refilled), now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class WebSocketAdapter(ASGIWebSocketAdapter):
     """Strawberry's adapter, treating frames that cannot be decoded at all (too deeply nested,
-    integers past Python's digit limit) as non-JSON instead of crashing."""
+    integers past Python's digit limit) as non-JSON instead of crashing, and closing a
+    connection whose messages exceed the view's ``message_rate`` (``MessageRate``) with 4429:
+    every text frame counts, decodable or not, before anything else is done with it."""
+
+    def __init__(self, view: Any, request: WebSocket, response: WebSocket) -> None:
+        super().__init__(view, request, response)
+        rate = getattr(view, "message_rate", None)
+        self.bucket = MessageBucket(rate) if isinstance(rate, MessageRate) else None
 
     async def iter_json(
         self, *, ignore_parsing_errors: bool = False
@@ -111,6 +163,9 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
         try:
             while self.ws.application_state != WebSocketState.DISCONNECTED:
                 text = await self.ws.receive_text()
+                if self.bucket is not None and not self.bucket.take():
+                    await self.close(TOO_MANY_CLOSE_CODE, self.bucket.rate.refusal)
+                    return
                 try:
                     decoded = self.view.decode_json(text)
                 except (ValueError, RecursionError) as error:
@@ -122,6 +177,30 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
             raise NonTextMessageReceived from error
         except WebSocketDisconnect:
             pass
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        """Send ``message``; a connection that is closed, by the client or by the server
+        itself, raises ``WebSocketDisconnected``, which ends the operation quietly.
+
+        uvicorn closes a connection on its own (a ping timeout, a protocol error) and tells
+        the app only once the TCP connection is gone: a send in between raises RuntimeError
+        ("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'"), which
+        Strawberry logged as an operation's failure (issue 11 item 8). Starlette lets a send
+        through only on an accepted connection we have not closed, and refuses one after our
+        own close with RuntimeError too, so past the handshake a RuntimeError from sending
+        means the connection is closed. Encoding stays outside: its errors are real."""
+        encoded = self.view.encode_json(message)
+        try:
+            if isinstance(encoded, bytes):
+                await self.ws.send_bytes(encoded)
+            else:
+                await self.ws.send_text(encoded)
+        except WebSocketDisconnect as error:
+            raise WebSocketDisconnected from error
+        except RuntimeError as error:
+            if self.ws.application_state == WebSocketState.CONNECTING:
+                raise  # never accepted: a fault of ours
+            raise WebSocketDisconnected from error
 
     async def close(self, code: int, reason: str) -> None:
         """Close the socket; closing a closed socket does nothing (Strawberry's graphql-ws
@@ -194,6 +273,17 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_task_exception(error)
 
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        """Strawberry closes the connection (4400) on a document that does not parse; the
+        protocol answers every error before execution with an ``error`` message, which ends
+        only that operation, so a syntax error (over the token or nesting limit included) is
+        answered like a validation error, with HTTP's errors (issue 11 item 1). A document
+        without a runnable operation (an unknown ``operationName``) still closes 4400."""
+        if isinstance(error, GraphQLSyntaxError):
+            return None
+        return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)
+
 
 class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     """Legacy ``graphql-ws``: see the module docstring for what it adds."""
@@ -226,7 +316,9 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         """A second init closes 4429; the first is Strawberry's, which authenticates through
         the view's ``on_ws_connect``."""
         if self.connection_acknowledged:
-            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            await self.websocket.close(
+                code=TOO_MANY_CLOSE_CODE, reason="Too many initialisation requests"
+            )
             return
         await super().handle_connection_init(message)
 

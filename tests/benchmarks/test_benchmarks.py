@@ -97,8 +97,8 @@ def test_a_profile_without_py_spy_is_refused_before_anything_runs(tmp_path):
     assert set((ROOT / "benchmarks" / "results").glob("*.json")) == before
 
 
-def test_the_runner_lists_the_six_scenarios():
-    """``list`` names every scenario of issue 6."""
+def test_the_runner_lists_every_scenario():
+    """``list`` names every scenario: issue 6's six and issue 11's websocket-flood."""
     done = bench("list")
     assert done.returncode == 0, done.stderr
     names = [line.split(":")[0] for line in done.stdout.splitlines()]
@@ -109,6 +109,7 @@ def test_the_runner_lists_the_six_scenarios():
         "workbench-query",
         "hot-counter",
         "legacy-throughput",
+        "websocket-flood",
     ]
 
 

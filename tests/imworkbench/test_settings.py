@@ -51,6 +51,11 @@ def test_cors_origins_as_json_list(monkeypatch):
         ("WORKBENCH_CORS_ORIGINS", "[not json", "Expecting value"),
         ("WORKBENCH_LEGACY_MAX_BODY_BYTES", "10", "greater than or equal to 1024"),
         ("WORKBENCH_WS_CONNECTION_INIT_TIMEOUT", "0", "greater than 0"),
+        ("WORKBENCH_WS_MESSAGES_PER_SECOND", "0", "greater than 0"),
+        ("WORKBENCH_WS_MESSAGES_PER_SECOND", "-1", "greater than 0"),
+        ("WORKBENCH_WS_MESSAGES_PER_SECOND", "fast", "valid number"),
+        ("WORKBENCH_WS_MESSAGE_BURST", "0", "greater than or equal to 1"),
+        ("WORKBENCH_WS_MESSAGE_BURST", "1.5", "valid integer"),
     ],
 )
 def test_bad_values_are_refused(monkeypatch, variable, value, message):
