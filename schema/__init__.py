@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from contextlib import suppress
 from typing import Any
 
 import strawberry
@@ -50,7 +49,7 @@ from schema.introspection import (
     caller_execution,
     introspection_only,
 )
-from schema.limits import DocumentLimiter
+from schema.limits import DocumentLimiter, LongIntLiteral
 from schema.plain_documents import Limits, parse_document
 from schema.vendor import DeviceMutation, NotificationSubscription, VendorMutation
 from schema.visibility import VisibilityQuery
@@ -116,16 +115,26 @@ class DocumentCache(SchemaExtension):
     to Strawberry's own parse, which reports it as the request's error: an exception raised
     here escapes that handling, which HTTP masks but the WebSocket transports did not (no
     ``error`` message, an ERROR traceback instead; issue 11 item 1). Failures are not cached,
-    so such a document is parsed twice; either parse stops at the first error or limit."""
+    so such a document is parsed twice; either parse stops at the first error or limit.
+
+    A document that parses but holds an over-long integer literal (``LongIntLiteral``) is kept
+    with that error as its pre-execution error, which Strawberry answers like a validation
+    error without validating (its own parse would accept it, and validation would then fail
+    inside graphql-core's ``int()``; issue 11 item 6)."""
 
     def on_parse(self) -> Iterator[None]:
         """Parse (or find) the document before Strawberry would."""
         context = self.execution_context
         if context.query and context.graphql_document is None:
-            with suppress(GraphQLError, RecursionError):
+            try:
                 context.graphql_document = parse_document(
                     context.query, context.parse_options.get("max_tokens")
                 )
+            except LongIntLiteral as refused:
+                context.graphql_document = refused.document
+                context.pre_execution_errors = [refused]
+            except (GraphQLError, RecursionError):
+                pass  # left to Strawberry's own parse, which reports it
         yield
 
 

@@ -123,9 +123,13 @@ class CallerValidation(SchemaExtension):
         self.policy = policy
 
     def on_validate(self) -> Iterator[None]:
-        """Validate before Strawberry would (it skips validation once errors are set)."""
+        """Validate before Strawberry would (it skips validation once errors are set), unless
+        the parsing step already refused the document (``schema.DocumentCache``)."""
         context = self.execution_context
         assert context.graphql_document is not None
+        if context.pre_execution_errors is not None:
+            yield
+            return
         context.pre_execution_errors = _validate(
             context.schema._schema,
             context.graphql_document,

@@ -44,19 +44,34 @@ MAX_INT_LITERAL_DIGITS = 100
 _LONG_DIGITS = re.compile(f"[0-9]{{{MAX_INT_LITERAL_DIGITS + 1}}}")
 
 
+class LongIntLiteral(GraphQLError):
+    """A document that parsed but holds an integer literal longer than any argument accepts;
+    ``document`` is the parsed document (so a caller can report this as a validation error
+    of a document it has, rather than as a failed parse)."""
+
+    def __init__(self, digits: int, node: IntValueNode, document: DocumentNode) -> None:
+        super().__init__(f"Integer literal of {digits} digits is out of range.", node)
+        self.document = document
+
+
 class _LongIntLiterals(Visitor):
+    def __init__(self, document: DocumentNode) -> None:
+        super().__init__()
+        self.document = document
+
     def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
         digits = len(node.value.lstrip("-"))
         if digits > MAX_INT_LITERAL_DIGITS:
-            raise GraphQLError(f"Integer literal of {digits} digits is out of range.", node)
+            raise LongIntLiteral(digits, node, self.document)
 
 
 def refuse_long_int_literals(query: str, document: DocumentNode) -> None:
-    """Raise ``GraphQLError`` (with the literal's location) if ``document``, parsed from
-    ``query``, holds an integer literal of more than ``MAX_INT_LITERAL_DIGITS`` digits. Only
-    a text with such a run of digits (in a literal, a string or a comment) is walked."""
+    """Raise ``LongIntLiteral`` (a ``GraphQLError`` with the literal's location) if
+    ``document``, parsed from ``query``, holds an integer literal of more than
+    ``MAX_INT_LITERAL_DIGITS`` digits. Only a text with such a run of digits (in a literal, a
+    string or a comment) is walked."""
     if _LONG_DIGITS.search(query):
-        visit(document, _LongIntLiterals())
+        visit(document, _LongIntLiterals(document))
 
 
 class _FragmentRule(ValidationRule):

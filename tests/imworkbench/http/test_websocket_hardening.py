@@ -45,6 +45,7 @@ BAD_DOCUMENTS = {
     "unknown-argument": "OPERATION { badges(platform: PC, colour: RED) { version } }",
     "empty": "",
     "comment-only": "# nothing here",
+    "long-int-literal": "OPERATION { badges(platform: " + "9" * 5000 + ") { version } }",
 }
 
 
