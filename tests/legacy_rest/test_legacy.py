@@ -40,7 +40,7 @@ SUCCESS = b'{"Result":true}'
 GETAPPID_FAILURE = b'{"Result":false,"MsgNo":-51001}'
 PUSH_FAILURE = b'{"Result":false,"MsgNo":-51007}'
 SETNUM_FAILURE = b'{"Result":false,"MsgNo":-51004}'
-MAX_BODY = 1024 * 1024  # Settings.legacy_max_body_bytes default
+MAX_BODY = 656_384  # Settings.legacy_max_body_bytes default
 SEED_USERS = ["1001,1034", "1001,1078"]
 BROWSER_ORIGIN = "https://vendor.example.com"
 APP = "{app}"  # placeholder in parametrised requests, replaced by the test app's id
@@ -401,7 +401,7 @@ async def test_getappid_refuses_bad_body(
 async def test_getappid_accepts_body_of_exactly_the_cap(
     http: httpx.AsyncClient, app: dict[str, Any]
 ) -> None:
-    """A body of exactly 1 MiB is read and answered."""
+    """A body of exactly the cap (641 KiB) is read and answered."""
     # given
     body = padded_body(f"appkey={app['appKey']}", MAX_BODY)
     # when
@@ -415,7 +415,7 @@ async def test_getappid_accepts_body_of_exactly_the_cap(
 async def test_getappid_refuses_body_one_byte_over_the_cap(
     http: httpx.AsyncClient, app: dict[str, Any]
 ) -> None:
-    """A Content-Length of 1 MiB + 1 is refused before the body is parsed."""
+    """A Content-Length of the cap + 1 is refused before the body is parsed."""
     # given
     body = padded_body(f"appkey={app['appKey']}", MAX_BODY + 1)
     # when
@@ -446,7 +446,7 @@ async def test_getappid_accepts_chunked_body_within_the_cap(
 async def test_getappid_refuses_chunked_body_over_the_cap(
     http: httpx.AsyncClient, app: dict[str, Any]
 ) -> None:
-    """A streamed body without Content-Length is cut off once it passes 1 MiB."""
+    """A streamed body without Content-Length is cut off once it passes the cap."""
     # given
     body = padded_body(f"appkey={app['appKey']}", MAX_BODY + 1)
     # when
@@ -804,7 +804,7 @@ async def test_push_refuses_oversized_body(
     db: Database,
     streamed: bool,
 ) -> None:
-    """A body over 1 MiB is refused, declared or streamed, even when its fields are valid."""
+    """A body over the cap is refused, declared or streamed, even when its fields are valid."""
     # given
     fields = f"fromcid=1001&fromuid=187&appid={noticed['id']}&users={GOOD_USERS}"
     body = padded_body(fields, MAX_BODY + 1)
