@@ -4,6 +4,11 @@ Bodies are decoded here rather than by ``urllib.parse.parse_qsl``: that decoder 
 per percent-escape (a 1 MiB body of ``%41`` cost ~180 ms and ~80 MB), while ``decode_form``
 works on whole fields in C (``codecs.escape_decode``), a few ms and a few times the body's
 size, and lets the event loop run every ``YIELD_EVERY`` fields.
+
+Bytes that are not UTF-8 (GBK from an old PHP page) never fail a whole call: every name and
+value is kept as sent, such bytes as lone surrogates (``surrogateescape``). A parameter the
+endpoint reads (``LegacyParams.get``/``values``) is refused by name when it holds any; the
+others are ignored, and a signed call's ``sign`` covers them byte for byte.
 """
 
 from __future__ import annotations
@@ -36,21 +41,22 @@ _LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def _unquote(raw: bytes) -> str:
-    """``raw`` form-decoded (``+`` a space, ``%XX`` a byte), then read as UTF-8 (raises
-    ``UnicodeDecodeError``)."""
+    """``raw`` form-decoded (``+`` a space, ``%XX`` a byte), then read as UTF-8 with bytes
+    that are not UTF-8 kept as lone surrogates (``surrogateescape``), so nothing is lost."""
     raw = raw.replace(b"+", b" ")
     if b"%" in raw:
         # %XX -> \xXX for the C escape decoder; existing backslashes are doubled first, so
         # the decoder's only escapes are ours.
         escaped = _LONE_PERCENT.sub(b"%25", raw.replace(b"\\", b"\\\\"))
         raw = codecs.escape_decode(escaped.replace(b"%", b"\\x"))[0]
-    return raw.decode("utf-8")
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def decode_form(data: bytes) -> Iterator[tuple[str, str]]:
     """The ``(name, value)`` pairs of a form-urlencoded ``data``, as ``parse_qsl(...,
-    keep_blank_values=True, errors="strict")`` gives them. Raises ``LegacyFailure`` past
-    ``MAX_FIELDS`` fields, before decoding any, and ``UnicodeDecodeError``."""
+    keep_blank_values=True)`` gives them, except that bytes which are not UTF-8 are kept as
+    lone surrogates (``surrogateescape``) instead of failing the whole form. Raises
+    ``LegacyFailure`` past ``MAX_FIELDS`` fields, before decoding any."""
     if data.count(b"&") + 1 > MAX_FIELDS:
         raise LegacyFailure(f"more than {MAX_FIELDS} fields")
     for field in data.split(b"&"):
@@ -60,13 +66,28 @@ def decode_form(data: bytes) -> Iterator[tuple[str, str]]:
         yield _unquote(name), _unquote(value)
 
 
+def from_latin1(text: str) -> str:
+    """A field Starlette decoded as Latin-1 (every byte kept), read as ``_unquote`` reads."""
+    return text.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def _readable(name: str, value: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise LegacyFailure(f"{name} is not valid UTF-8") from error
+    return value
+
+
 class LegacyParams:
     """Parameters by trimmed name, as PHP reads them: ``name[]`` and ``name[N]`` collect into
     an array under ``name``; a later plain ``name`` replaces an array, and a later ``name[]``
     replaces a plain value with a new array.
 
     ``get(name)`` is the plain value (the last one sent, PHP semantics) or ``None``;
-    ``values(name)`` the array values, or ``None`` when ``name`` does not hold an array.
+    ``values(name)`` the array values, or ``None`` when ``name`` does not hold an array. Both
+    raise ``LegacyFailure`` naming ``name`` when the value holds bytes that are not UTF-8.
     """
 
     def __init__(self) -> None:
@@ -93,16 +114,17 @@ class LegacyParams:
     def get(self, name: str) -> str | None:
         """The plain value of ``name``, or ``None`` when absent or an array."""
         value = self._values.get(name)
-        return value if isinstance(value, str) else None
+        return _readable(name, value) if isinstance(value, str) else None
 
     def values(self, name: str) -> list[str] | None:
         """The array values of ``name`` (``name[]=``), or ``None`` when it holds no array."""
         value = self._values.get(name)
-        return value if isinstance(value, list) else None
+        return [_readable(name, item) for item in value] if isinstance(value, list) else None
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every parameter as ``(name, value)``, arrays as ``name[]`` once per value in the
-        order sent (what a signed call's ``sign`` covers, SPEC §8)."""
+        order sent (what a signed call's ``sign`` covers, SPEC §8); bytes that are not UTF-8
+        as lone surrogates (``surrogateescape`` gives the bytes back)."""
         found: list[tuple[str, str]] = []
         for name, value in self._values.items():
             if isinstance(value, list):
@@ -118,10 +140,10 @@ async def read_params(request: Request, *, max_body_bytes: int) -> LegacyParams:
 
     The body is read only up to ``max_body_bytes`` (``Content-Length`` is checked first, then
     the bytes actually received), so an oversized body is refused before any parsing. Raises
-    ``LegacyFailure`` for an oversized, non-UTF-8 or unparseable request.
+    ``LegacyFailure`` for an oversized or unparseable request.
     """
     params = LegacyParams()
-    await _add_form(params, request.scope.get("query_string", b""), "query string")
+    await _add_form(params, request.scope.get("query_string", b""))
     if request.method != "POST":
         return params
     declared = request.headers.get("content-length")
@@ -141,28 +163,22 @@ async def read_params(request: Request, *, max_body_bytes: int) -> LegacyParams:
         # ignore, but jQuery sends urlencoded data by default, and some callers omit the header).
         if content_type not in ("", "application/x-www-form-urlencoded", "text/plain"):
             raise LegacyFailure(f"unsupported content type {content_type!r}")
-        await _add_form(sent, bytes(body), "form body")
+        await _add_form(sent, bytes(body))
     params.update(sent)
     return params
 
 
-async def _add_form(params: LegacyParams, data: bytes, what: str) -> None:
-    try:
-        for index, (name, value) in enumerate(decode_form(data), start=1):
-            params.add(name, value)
-            if index % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a long form never holds the event loop for long
-    except UnicodeDecodeError as error:
-        raise LegacyFailure(f"bad {what}: {error}") from error
+async def _add_form(params: LegacyParams, data: bytes) -> None:
+    for index, (name, value) in enumerate(decode_form(data), start=1):
+        params.add(name, value)
+        if index % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a long form never holds the event loop for long
 
 
 async def _read_multipart(request: Request, body: bytes, params: LegacyParams, limit: int) -> None:
-    # File parts are refused, so every byte of an acceptable body is text. Starlette would
-    # decode a non-UTF-8 field as Latin-1 and carry on; refuse it as the urlencoded path does.
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise LegacyFailure(f"bad multipart body: {error}") from error
+    # File parts are refused, so every byte of an acceptable body is text. Starlette decodes
+    # fields in the declared charset, falling back to Latin-1 field by field; declared as
+    # Latin-1, every field keeps its bytes, read afterwards as the urlencoded path reads them.
     offset = 0
 
     async def replay() -> dict[str, object]:
@@ -180,6 +196,10 @@ async def _read_multipart(request: Request, body: bytes, params: LegacyParams, l
         return {"type": "http.request", "body": chunk, "more_body": more}
 
     scope = {key: value for key, value in request.scope.items() if key != "app"}
+    scope["headers"] = [
+        (name, value + b"; charset=latin-1" if name == b"content-type" else value)
+        for name, value in request.scope["headers"]
+    ]
     replayed = Request(scope, replay)
     try:
         form = await replayed.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=limit)
@@ -194,6 +214,6 @@ async def _read_multipart(request: Request, body: bytes, params: LegacyParams, l
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 raise LegacyFailure("file parts are not accepted")
-            params.add(name, value)
+            params.add(from_latin1(name), from_latin1(value))
     finally:
         await form.close()

@@ -315,9 +315,10 @@ async def set_app_badge(
 def canonical_params(pairs: Sequence[tuple[str, str]]) -> bytes:
     """What a legacy ``sign`` covers (SPEC §8): every parameter but ``sign``, sorted by name
     (an array's values, named ``name[]``, in the order sent), as ``name=value`` joined by
-    ``&``; names trimmed of spaces, values exactly as received (not URL-encoded), UTF-8."""
+    ``&``; names trimmed of spaces, values exactly as received (not URL-encoded), UTF-8; bytes
+    that are not UTF-8, carried as lone surrogates (``surrogateescape``), as the bytes sent."""
     kept = sorted((p for p in pairs if p[0] != "sign"), key=lambda p: p[0])
-    return "&".join(f"{name}={value}" for name, value in kept).encode()
+    return "&".join(f"{name}={value}" for name, value in kept).encode("utf-8", "surrogateescape")
 
 
 def _secrets_for_signing(app: App, sealer: SecretSealer | None, now: datetime) -> list[str]:

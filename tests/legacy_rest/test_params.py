@@ -38,8 +38,17 @@ def test_decode_form_refuses_too_many_fields_before_decoding() -> None:
     assert len(list(decode_form(b"&".join([b"a=%41"] * MAX_FIELDS)))) == MAX_FIELDS
 
 
-@pytest.mark.parametrize("form", [b"a=%FF", b"a=\xff", b"%C3=1"])
-def test_decode_form_refuses_bytes_that_are_not_utf8(form: bytes) -> None:
-    """A byte that is not UTF-8, escaped or not, in a name or a value, is an error."""
-    with pytest.raises(UnicodeDecodeError):
-        list(decode_form(form))
+@pytest.mark.parametrize(
+    ("form", "pairs"),
+    [
+        (b"a=%FF", [("a", "\udcff")]),
+        (b"a=\xff", [("a", "\udcff")]),
+        (b"%C3=1", [("\udcc3", "1")]),
+        (b"a=%C4%E3%BA%C3&b=%E4%BD%A0", [("a", "\udcc4\udce3\udcba\udcc3"), ("b", "你")]),
+    ],
+)
+def test_decode_form_keeps_bytes_that_are_not_utf8(
+    form: bytes, pairs: list[tuple[str, str]]
+) -> None:
+    """A byte that is not UTF-8, escaped or not, is kept as a lone surrogate, never an error."""
+    assert list(decode_form(form)) == pairs
