@@ -599,7 +599,7 @@ HEALTH = {"method": "GET", "path": "/healthz", "expect": "ok"}
 def hostile_legacy_requests(app_id: str, cap: int) -> list[dict[str, Any]]:
     """Unauthenticated legacy bodies just under the body cap ``cap`` (bytes), built to cost
     the server (issue 11 item 4): a ``users`` list of distinct short entries for a real app
-    and for an unknown one, and a body of percent-escapes."""
+    and for an unknown one, a body of percent-escapes, and a multipart body of empty parts."""
 
     def users_body(target: str) -> str:
         head = f"fromcid=1&fromuid=1&appid={target}&users=["
@@ -614,11 +614,15 @@ def hostile_legacy_requests(app_id: str, cap: int) -> list[dict[str, Any]]:
 
     escapes = "appkey=x&pad="
     escapes += "%41" * ((cap - len(escapes)) // 3)
+    part = '--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n\r\n'
+    parts = part * ((cap - 7) // len(part)) + "--B--\r\n"
+    multipart = {"Content-Type": "multipart/form-data; boundary=B"}
     expect = '"Result":false'
     return [
         {"path": PUSH_PATH, "body": users_body(app_id), "headers": FORM, "expect": expect},
         {"path": PUSH_PATH, "body": users_body("999999"), "headers": FORM, "expect": expect},
         {"path": GETAPPID_PATH, "body": escapes, "headers": FORM, "expect": expect},
+        {"path": GETAPPID_PATH, "body": parts, "headers": multipart, "expect": expect},
     ]
 
 

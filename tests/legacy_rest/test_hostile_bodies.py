@@ -155,3 +155,40 @@ async def test_hostile_bodies_log_no_error(
         assert response.content == PUSH_FAILURE
     # then
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_multipart_body_of_many_tiny_parts_is_refused_at_the_field_limit(
+    http: httpx.AsyncClient, app: dict[str, Any]
+) -> None:
+    """A cap-sized multipart body of ~12,000 empty parts is refused once it passes 2,000
+    fields (the pure-Python multipart parser costs ~10 µs a part)."""
+    # given
+    part = b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n\r\n'
+    head = b'--B\r\nContent-Disposition: form-data; name="appkey"\r\n\r\n%s\r\n' % (
+        app["appKey"].encode()
+    )
+    body = head + part * ((MAX_BODY_BYTES - len(head) - 7) // len(part)) + b"--B--\r\n"
+    # when
+    response = await http.post(
+        GETAPPID, content=body, headers={"content-type": "multipart/form-data; boundary=B"}
+    )
+    # then
+    assert_refused(response, GETAPPID_FAILURE, "Maximum number of fields is 2000")
+
+
+async def test_a_multipart_body_of_two_thousand_fields_is_read(
+    http: httpx.AsyncClient, app: dict[str, Any]
+) -> None:
+    """Up to 2,000 multipart fields are read (an app key and 1,999 others)."""
+    # given
+    part = b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n\r\n'
+    head = b'--B\r\nContent-Disposition: form-data; name="appkey"\r\n\r\n%s\r\n' % (
+        app["appKey"].encode()
+    )
+    body = head + part * 1_999 + b"--B--\r\n"
+    # when
+    response = await http.post(
+        GETAPPID, content=body, headers={"content-type": "multipart/form-data; boundary=B"}
+    )
+    # then
+    assert response.content == b'{"Result":true,"MsgNo":{"app_id":"%s"}}' % app["id"].encode()
