@@ -100,6 +100,10 @@ async def _recipients(params: LegacyParams) -> list[tuple[int, int]]:
     listed = params.values("users")
     if listed is None:
         raw = _required(params, "users")
+        # Each entry holds one comma and entries are separated by one: a list of valid entries
+        # has 2n - 1 commas. Counting them is a C scan; decoding the JSON is not.
+        if raw.count(",") > 2 * MAX_LISTED - 1:
+            raise LegacyFailure(f"users lists more than {MAX_LISTED} entries (or malformed ones)")
         try:
             decoded = json.loads(raw)
         except (ValueError, RecursionError) as error:  # RecursionError: "[[[[..." too deep

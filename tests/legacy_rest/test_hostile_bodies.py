@@ -57,7 +57,19 @@ async def test_an_overlong_json_users_list_is_refused_for_its_length(
     # when
     response = await http.post(PUSH, content=raw_push_body(app["id"], users), headers=FORM)
     # then
-    assert_refused(response, PUSH_FAILURE, "users lists 75000 entries, more than 20000")
+    assert_refused(response, PUSH_FAILURE, "users lists more than 20000 entries")
+
+
+async def test_an_overlong_list_of_numbers_is_refused_for_its_length(
+    http: httpx.AsyncClient, app: dict[str, Any]
+) -> None:
+    """25,000 numbers (one comma each) are refused for their count, not entry by entry."""
+    # given
+    users = json.dumps(list(range(25_000)), separators=(",", ":"))
+    # when
+    response = await http.post(PUSH, content=raw_push_body(app["id"], users), headers=FORM)
+    # then
+    assert_refused(response, PUSH_FAILURE, "users lists 25000 entries, more than 20000")
 
 
 async def test_an_overlong_jquery_users_list_is_refused_for_its_length(
@@ -173,7 +185,7 @@ async def test_a_multipart_body_of_many_tiny_parts_is_refused_at_the_field_limit
         GETAPPID, content=body, headers={"content-type": "multipart/form-data; boundary=B"}
     )
     # then
-    assert_refused(response, GETAPPID_FAILURE, "Maximum number of fields is 2000")
+    assert_refused(response, GETAPPID_FAILURE, "more than 2000 fields")
 
 
 async def test_a_multipart_body_of_two_thousand_fields_is_read(
