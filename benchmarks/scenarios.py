@@ -24,6 +24,7 @@ import httpx
 from benchmarks import processes
 from benchmarks.processes import Running, generate, holding, rss_mib
 from benchmarks.stats import Check, Row, ratio
+from imworkbench.settings import Settings
 from resolvers.identity import Role
 from resolvers.tokens import TokenCodec
 
@@ -651,6 +652,89 @@ async def websocket_flood(context: Context) -> Outcome:
     return outcome
 
 
+# legacy-flood ---------------------------------------------------------------------------------
+
+GETAPPID_PATH = "/OpenPlatform/integrate/getappid.php"
+HEALTH = {"method": "GET", "path": "/healthz", "expect": "ok"}
+
+
+def hostile_legacy_requests(app_id: str, cap: int) -> list[dict[str, Any]]:
+    """Unauthenticated legacy bodies just under the body cap ``cap`` (bytes), built to cost
+    the server (issue 11 item 4): a ``users`` list of distinct short entries for a real app
+    and for an unknown one, a body of percent-escapes, and a multipart body of empty parts."""
+
+    def users_body(target: str) -> str:
+        head = f"fromcid=1&fromuid=1&appid={target}&users=["
+        entries: list[str] = []
+        size = len(head) + 1
+        uid = 0
+        while size + len(f'"1,{uid}",') <= cap:
+            entries.append(f'"1,{uid}"')
+            size += len(entries[-1]) + 1
+            uid += 1
+        return head + ",".join(entries) + "]"
+
+    escapes = "appkey=x&pad="
+    escapes += "%41" * ((cap - len(escapes)) // 3)
+    part = '--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n\r\n'
+    parts = part * ((cap - 7) // len(part)) + "--B--\r\n"
+    multipart = {"Content-Type": "multipart/form-data; boundary=B"}
+    expect = '"Result":false'
+    return [
+        {"path": PUSH_PATH, "body": users_body(app_id), "headers": FORM, "expect": expect},
+        {"path": PUSH_PATH, "body": users_body("999999"), "headers": FORM, "expect": expect},
+        {"path": GETAPPID_PATH, "body": escapes, "headers": FORM, "expect": expect},
+        {"path": GETAPPID_PATH, "body": parts, "headers": multipart, "expect": expect},
+    ]
+
+
+async def legacy_flood(context: Context) -> Outcome:
+    """``/healthz`` latency (20 requests/s) idle, then while four senders each send 8 hostile
+    legacy bodies/s (issue 11 item 4: 350 ms p99 before the fix)."""
+    outcome = Outcome()
+    if "sqlite" not in context.databases:
+        return outcome
+    system = System("workbench", "sqlite")
+    duration = context.seconds(15, 4)
+    cap = Settings.model_fields["legacy_max_body_bytes"].default
+    async with started(context, system) as running:
+        app_id = await service_app(system, running)
+        health = {"url": running.http_url, "requests": [HEALTH], "rate": 20, "duration": duration}
+        idle = await generate("open", health, context.workdir)
+        outcome.rows.append(_row("legacy-flood", system, "healthz idle", idle, running))
+        flood = {
+            "url": running.http_url,
+            "requests": hostile_legacy_requests(app_id, cap),
+            "rate": 8,
+            "duration": duration + 1,
+        }
+        results = await asyncio.gather(
+            generate("open", health, context.workdir),
+            *(generate("open", flood, context.workdir) for _ in range(4)),
+        )
+        outcome.rows.append(
+            _row("legacy-flood", system, "healthz, 4x8/s flood", results[0], running)
+        )
+        senders = {
+            "latencies_ms": [ms for result in results[1:] for ms in result["latencies_ms"]],
+            "throughput": sum(result["throughput"] for result in results[1:]),
+            "failures": sum(result["failures"] for result in results[1:]),
+            "body_bytes": cap,
+        }
+        outcome.rows.append(_row("legacy-flood", system, "flood requests", senders, running))
+    loaded = _find(outcome.rows, "workbench", "sqlite", "healthz, 4x8/s flood")
+    p99 = loaded.p99_ms if loaded else None
+    outcome.checks.append(
+        Check(
+            "legacy-flood",
+            "/healthz p99 during the flood < 50 ms",
+            _fmt(p99, " ms"),
+            p99 is not None and p99 < 50,
+        )
+    )
+    return outcome
+
+
 SCENARIOS: dict[str, Callable[[Context], Awaitable[Outcome]]] = {
     "push-latency": push_latency,
     "fan-out": fan_out,
@@ -659,4 +743,5 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[Outcome]]] = {
     "hot-counter": hot_counter,
     "legacy-throughput": legacy_throughput,
     "websocket-flood": websocket_flood,
+    "legacy-flood": legacy_flood,
 }

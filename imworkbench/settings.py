@@ -37,7 +37,8 @@ Every variable, its default and its rule:
   dead-lettered), ``WORKBENCH_PUSH_RETRY_BASE_SECONDS`` (2; doubled per failure, capped at 300),
   ``WORKBENCH_PUSH_COALESCE_SECONDS`` (0.5; notices for one device and app within it make one
   push).
-- Limits: ``WORKBENCH_LEGACY_MAX_BODY_BYTES``, ``WORKBENCH_GRAPHQL_MAX_BODY_BYTES`` (1 MiB each),
+- Limits: ``WORKBENCH_LEGACY_MAX_BODY_BYTES`` (641 KiB: what 10,000 recipients need,
+  ``legacy_rest.params.MAX_BODY_BYTES``), ``WORKBENCH_GRAPHQL_MAX_BODY_BYTES`` (1 MiB),
   ``WORKBENCH_WS_MAX_MESSAGE_BYTES`` (64 KiB), ``WORKBENCH_WS_CONNECTION_INIT_TIMEOUT``,
   ``WORKBENCH_WS_PING_INTERVAL`` / ``WORKBENCH_WS_PING_TIMEOUT`` (20 s each),
   ``WORKBENCH_MAX_SUBSCRIPTIONS_PER_CONNECTION``, ``WORKBENCH_QUERY_MAX_DEPTH``,
@@ -109,7 +110,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Protocol safety limits (issue 2, "protocol safety from the start").
-    legacy_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # legacy_rest.params.MAX_BODY_BYTES (kept equal by a test): 10,000 recipients' worth.
+    legacy_max_body_bytes: int = Field(default=656_384, ge=1024, le=64 * 1024 * 1024)
     graphql_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     ws_connection_init_timeout: float = Field(default=10.0, gt=0, le=300)

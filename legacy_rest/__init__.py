@@ -12,11 +12,14 @@ code is not ours to change, so this package promises, and tests byte for byte:
   ``"fromcid "``); ``users`` as a JSON array string or as jQuery's ``users[]=`` repetition.
 - Always HTTP 200, ``Content-Type: application/json``, and exactly the bodies of SPEC §6; the
   reason for a failure only in the ``X-Error-Reason`` header and the log.
-- Whole or nothing: a refused request changes nothing. The body is capped before parsing.
+- Whole or nothing: a refused request changes nothing. The body is capped before parsing, at
+  what 10,000 recipients need (``MAX_BODY_BYTES``), and cheap limits (the app, the number of
+  recipients) are checked before the recipients are read.
 
 The package parses, calls ``resolvers``, and encodes. It holds no business rule of its own.
 """
 
 from legacy_rest.endpoints import legacy_routes, normalise_legacy_path
+from legacy_rest.params import MAX_BODY_BYTES
 
-__all__ = ["legacy_routes", "normalise_legacy_path"]
+__all__ = ["MAX_BODY_BYTES", "legacy_routes", "normalise_legacy_path"]

@@ -47,6 +47,9 @@ SIGN_WINDOW_S = 300
 MAX_IDEMPOTENCY_KEY = 128
 _VERSION = re.compile(r"[0-9]{1,19}")
 _SIGN = re.compile(r"[0-9a-fA-F]{64}")
+# A signed call's optional nonce: URL-unreserved characters (RFC 3986 §2.3), so that it reads
+# the same encoded or not, at most 64 of them.
+_NONCE = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 
 
 class AccessRefused(WorkbenchError):
@@ -315,9 +318,10 @@ async def set_app_badge(
 def canonical_params(pairs: Sequence[tuple[str, str]]) -> bytes:
     """What a legacy ``sign`` covers (SPEC §8): every parameter but ``sign``, sorted by name
     (an array's values, named ``name[]``, in the order sent), as ``name=value`` joined by
-    ``&``; names trimmed of spaces, values exactly as received (not URL-encoded), UTF-8."""
+    ``&``; names trimmed of spaces, values exactly as received (not URL-encoded), UTF-8; bytes
+    that are not UTF-8, carried as lone surrogates (``surrogateescape``), as the bytes sent."""
     kept = sorted((p for p in pairs if p[0] != "sign"), key=lambda p: p[0])
-    return "&".join(f"{name}={value}" for name, value in kept).encode()
+    return "&".join(f"{name}={value}" for name, value in kept).encode("utf-8", "surrogateescape")
 
 
 def _secrets_for_signing(app: App, sealer: SecretSealer | None, now: datetime) -> list[str]:
@@ -346,7 +350,14 @@ async def check_legacy_access(
     """Apply app ``app``'s legacy access rules to one call (SPEC §8): its IP allowlist, and in
     signed mode a ``timestamp`` within 300 s and a fresh, correct ``sign``. Raises
     ``AccessRefused`` with the reason (for the log and ``X-Error-Reason``); an open app with no
-    allowlist passes at once."""
+    allowlist passes at once.
+
+    A signed call may carry a ``nonce`` (1 to 64 of ``A-Z a-z 0-9 - . _ ~``; issue 11), signed
+    like every parameter. Without one, a call is refused when its ``sign`` was already accepted
+    (so two identical calls in one second are one call, as before). With one, it is refused
+    when that nonce was already accepted for the app within the replay window, whatever the
+    timestamp: a retry of a call whose answer was lost cannot apply it twice.
+    """
     if not address_allowed(app.ip_allowlist, client_ip):
         raise AccessRefused(f"address {client_ip} is not allowed for this app")
     if not app.legacy_signed:
@@ -362,6 +373,9 @@ async def check_legacy_access(
         raise AccessRefused("timestamp is outside the 300 s window")
     if not _SIGN.fullmatch(sign):
         raise AccessRefused("sign must be 64 hex digits")
+    nonce = plain.get("nonce")
+    if nonce is not None and not _NONCE.fullmatch(nonce):
+        raise AccessRefused("nonce must be 1 to 64 letters, digits or - . _ ~")
     now = utcnow()
     message = canonical_params(params)
     keys = _secrets_for_signing(app, sealer, now)
@@ -371,13 +385,18 @@ async def check_legacy_access(
     ):
         raise AccessRefused("sign does not match")
     assert app.id is not None
+    # A nonce is recorded in the same table as a sign would be, as a hash of the same shape
+    # (64 hex digits) that no HMAC of a call will equal.
+    used = sign if nonce is None else hashlib.sha256(b"nonce:" + nonce.encode()).hexdigest()
     async with db.write() as session:
         fresh = await legacy_signatures.record_signature(
             session,
             app_id=app.id,
-            sign=sign,
+            sign=used,
             now=now,
             expires_at=now + timedelta(seconds=2 * SIGN_WINDOW_S),
         )
     if not fresh:
-        raise AccessRefused("this sign was already used (replay)")
+        raise AccessRefused(
+            f"this {'sign' if nonce is None else 'nonce'} was already used (replay)"
+        )

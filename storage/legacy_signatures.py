@@ -1,5 +1,6 @@
 """Statements over the signatures already accepted in signed legacy mode (``legacy_signature``;
-SPEC §8): a ``sign`` is kept until its timestamp has left the window, so a replay is refused."""
+SPEC §8): a ``sign`` is kept until its timestamp has left the window, so a replay is refused.
+A call with a ``nonce`` is recorded by a hash of its nonce instead (``resolvers.vendor``)."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def test_a_profile_without_py_spy_is_refused_before_anything_runs(tmp_path):
 
 
 def test_the_runner_lists_every_scenario():
-    """``list`` names every scenario: issue 6's six and issue 11's websocket-flood."""
+    """``list`` names every scenario: issue 6's six and issue 11's two floods."""
     done = bench("list")
     assert done.returncode == 0, done.stderr
     names = [line.split(":")[0] for line in done.stdout.splitlines()]
@@ -110,6 +110,7 @@ def test_the_runner_lists_every_scenario():
         "hot-counter",
         "legacy-throughput",
         "websocket-flood",
+        "legacy-flood",
     ]
 
 
