@@ -23,13 +23,13 @@ several processes: a change committed by one process reaches subscribers in ever
 - A reader task takes messages and hands them to the channel's listeners. Any error on the
   subscribing connection (including a half-open link found by the ``PING`` sent after
   ``HEALTH_INTERVAL_S`` of silence: no reply at all within ``PING_TIMEOUT_S``, so a half-open
-  link is found within ``HALF_OPEN_DETECTION_S``) starts a reconnect with exponential backoff and jitter; once
-  connected again the subscriptions are reconciled with the channels that have listeners at
-  that moment (repeatedly, since listeners come and go meanwhile) and every local listener
-  gets ``resync()``, because messages may have been missed.
+  link is found within ``HALF_OPEN_DETECTION_S``) starts a reconnect with exponential backoff
+  and jitter; once connected again the subscriptions are reconciled with the channels that
+  have listeners at that moment (repeatedly, since listeners come and go meanwhile) and every
+  local listener gets ``resync()``, because messages may have been missed.
 - Nothing grows without bound: the channel table holds only channels with local listeners,
-  the publish queue holds at most ``max_pending`` messages, and the backoff is capped at ``BACKOFF_MAX_S`` (jitter
-  included), so subscribers catch up within seconds of Redis returning.
+  the publish queue holds at most ``max_pending`` messages, and the backoff is capped at
+  ``BACKOFF_MAX_S`` (jitter included), so subscribers catch up within seconds of Redis returning.
 
 Channel names are prefixed with the broker's namespace (``?namespace=`` in the URL, default
 ``wb``), so several deployments (or test runs) can share one Redis.

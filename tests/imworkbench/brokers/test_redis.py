@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
-
 import pytest
 from redis import asyncio as aioredis
 
@@ -348,7 +347,9 @@ def proxied(proxy: TcpProxy, namespace: str) -> str:
 async def wait_until(predicate, seconds: float) -> None:  # type: ignore[no-untyped-def]
     """Poll ``predicate()`` until it holds; fail after ``seconds``."""
     async with asyncio.timeout(seconds):
-        while not predicate():
+        while True:
+            if predicate():
+                return
             await asyncio.sleep(0.02)
 
 
@@ -357,7 +358,9 @@ def first_seen(messages: list[bytes]) -> list[bytes]:
     return list(dict.fromkeys(messages))
 
 
-async def test_publish_hands_off_while_redis_stalls_and_loses_nothing(redis_admin, namespace, proxy):
+async def test_publish_hands_off_while_redis_stalls_and_loses_nothing(
+    redis_admin, namespace, proxy
+):
     """With Redis stalled (issue 11 item 9), publish returns at once instead of waiting on the
     pipeline: nothing is dropped, and once Redis answers again every message arrives, in
     order, after the stalled send timed out and was sent again."""
