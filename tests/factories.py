@@ -591,3 +591,32 @@ class TcpProxy:
         finally:
             if not link["dead"]:
                 sink.close()
+
+
+@asynccontextmanager
+async def holding_write_lock(database_url: str) -> AsyncIterator[None]:
+    """Another writer holds the database's write lock while the block runs: on SQLite a
+    ``BEGIN IMMEDIATE`` transaction on the test's file, on PostgreSQL an ``EXCLUSIVE`` lock on
+    the badge tables of the test's own database (never the shared server's other databases)."""
+    if BACKEND == "sqlite":
+        import sqlite3
+
+        path = database_url.split("///", 1)[1]
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            yield
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        return
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection, connection.begin() as transaction:
+            await connection.execute(
+                text("LOCK TABLE user_badge_state, app_badge IN EXCLUSIVE MODE")
+            )
+            yield
+            await transaction.rollback()
+    finally:
+        await engine.dispose()
