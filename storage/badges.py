@@ -4,8 +4,7 @@ Every function runs inside a ``Database.write()`` transaction and returns the ab
 wrote, for publishing after commit. Rules:
 
 - A change for user U first writes or locks U's ``user_badge_state`` row (``INSERT ... ON
-  CONFLICT DO UPDATE``, or ``lock_state``: ``INSERT ... ON CONFLICT DO NOTHING`` then ``SELECT
-  ... FOR UPDATE``, so there always is a row to lock); every later statement of the transaction
+  CONFLICT DO UPDATE`` or ``SELECT ... FOR UPDATE``); every later statement of the transaction
   therefore sees U's latest committed badges, and ``version`` orders U's changes. On SQLite the
   whole transaction already holds the database's write lock (``BEGIN IMMEDIATE``).
 - Multi-user statements take users in ascending ``(cid, uid)`` order, so two notices never wait
@@ -108,27 +107,16 @@ async def add_notices(
     return states, unread
 
 
-async def lock_state(session: AsyncSession, *, cid: int, uid: int) -> UserState:
-    """Lock and return the user's state row, creating it (zeros at version 0) when the user
-    has never had a badge.
-
-    Created first, because on PostgreSQL ``SELECT ... FOR UPDATE`` locks nothing when the row
-    is absent: a user's first read racing that user's first notice then read the state before
-    the notice and the badges after it, and answered a state that never existed (issue 11 item
-    7). The insert waits for a concurrent insert of the same row to commit, so afterwards every
-    change of the user is ordered before or after this transaction.
-    """
-    await session.execute(
-        upsert_insert(session, t.user_badge_state)
-        .values(cid=cid, uid=uid, unseen_count=0, version=0)
-        .on_conflict_do_nothing(index_elements=["cid", "uid"])
-    )
+async def lock_state(session: AsyncSession, *, cid: int, uid: int) -> UserState | None:
+    """Lock and return the user's state row; ``None`` when the user has never had a badge."""
     stmt = (
         select(t.user_badge_state.c.unseen_count, t.user_badge_state.c.version)
         .where(t.user_badge_state.c.cid == cid, t.user_badge_state.c.uid == uid)
         .with_for_update()
     )
-    row = (await session.execute(stmt)).one()
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        return None
     return UserState(cid, uid, row.unseen_count, row.version)
 
 
@@ -145,7 +133,9 @@ async def decrease_unread(
         return None
     if by is not None and by >= MAX_COUNT:
         by = None  # at least any stored count: clears it (and stays a valid 32-bit parameter)
-    await lock_state(session, cid=cid, uid=uid)
+    state = await lock_state(session, cid=cid, uid=uid)
+    if state is None:
+        return None
     new_unread = (
         0 if by is None else case((t.app_badge.c.unread > by, t.app_badge.c.unread - by), else_=0)
     )
@@ -187,7 +177,7 @@ async def decrease_unread(
 async def clear_unseen(session: AsyncSession, *, cid: int, uid: int) -> UserState | None:
     """Set the workbench badge to zero (SPEC §4 "opens the workbench"); ``None`` if already 0."""
     state = await lock_state(session, cid=cid, uid=uid)
-    if state.unseen == 0:
+    if state is None or state.unseen == 0:
         return None
     stmt = (
         update(t.user_badge_state)
@@ -228,7 +218,13 @@ async def set_unread(
     ``version += 1``. Returns the new state, the app's new count and its count before, or
     ``None`` when the count already was ``unread`` (nothing written, version kept).
     """
-    await lock_state(session, cid=cid, uid=uid)
+    await session.execute(
+        upsert_insert(session, t.user_badge_state)
+        .values(cid=cid, uid=uid, unseen_count=0, version=0)
+        .on_conflict_do_nothing(index_elements=["cid", "uid"])
+    )
+    state = await lock_state(session, cid=cid, uid=uid)
+    assert state is not None  # just ensured
     before = (
         await session.execute(
             select(t.app_badge.c.unread).where(
