@@ -117,6 +117,7 @@ def create_app(
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             statement_timeout_ms=settings.db_statement_timeout_ms,
+            busy_timeout_ms=settings.db_busy_timeout_ms,
         )
         broker = InstrumentedBroker(create_broker(settings.broker_url), metrics)
         hub = Hub(broker)

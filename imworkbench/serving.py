@@ -8,10 +8,13 @@ import asyncio
 import contextvars
 import gc
 import logging
+import select
 import signal
 import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from imworkbench.settings import Settings
 
@@ -30,15 +33,50 @@ SHUTDOWN_GRACE_S = 10.0
 GC_THRESHOLDS = (10_000, 10, 10)
 
 
+def _unread_bytes_waiting(transport: asyncio.BaseTransport) -> bool:
+    # Whether the connection's socket has bytes (or an end of stream) the loop has not read.
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):  # already closed
+        return False
+    return bool(readable)
+
+
+class KeepAliveHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    """uvicorn's HTTP protocol (httptools, or h11 without it), except that the keep-alive
+    idle timeout does not close a connection whose socket already holds the next request.
+
+    Why (issue 11 item 10): asyncio runs the callbacks of one loop turn in order; when the loop
+    was busy past the idle deadline and the client's next request arrived during that turn,
+    uvicorn's timeout callback closed the socket with the request unread, which the kernel
+    answers with a reset: a vendor's call got no answer at all. Skipping the close leaves the
+    bytes to ``data_received`` on the next turn, which answers them and arms the timeout
+    again after the response (an end of stream closes the connection there as well).
+    """
+
+    def timeout_keep_alive_handler(self) -> None:
+        """Close the idle connection, unless its next request (or its end) already arrived."""
+        if _unread_bytes_waiting(self.transport):
+            return
+        super().timeout_keep_alive_handler()
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn settings the service relies on: no per-message deflate (about 64 KiB instead of
-    about 316 KiB per connection, STYLE.md), a cap on WebSocket message size, and server pings
-    that drop clients gone without a close frame (interval + timeout)."""
+    about 316 KiB per connection, STYLE.md), a cap on WebSocket message size, server pings
+    that drop clients gone without a close frame (interval + timeout), and idle keep-alive
+    connections kept ``keep_alive_timeout`` seconds, never reset with a request unread
+    (``KeepAliveHTTPProtocol``)."""
     return {
+        "http": KeepAliveHTTPProtocol,
         "ws_per_message_deflate": False,
         "ws_max_size": settings.ws_max_message_bytes,
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_timeout,
+        "timeout_keep_alive": settings.keep_alive_timeout,
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_S,
         # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: only the
         # configured proxies may say who the client is.

@@ -9,6 +9,8 @@ Every variable, its default and its rule:
   (``sqlite+aiosqlite://``) or PostgreSQL (``postgresql+asyncpg://``).
 - ``WORKBENCH_DB_POOL_SIZE`` (10), ``WORKBENCH_DB_MAX_OVERFLOW`` (20),
   ``WORKBENCH_DB_STATEMENT_TIMEOUT_MS`` (30000; 0: none): PostgreSQL pool and statement limit.
+- ``WORKBENCH_DB_BUSY_TIMEOUT_MS`` (30000; 1..3600000): how long a write waits for another
+  writer's lock (SQLite busy timeout, PostgreSQL ``lock_timeout``); then "database busy".
 - ``WORKBENCH_BROKER_URL``: ``memory://`` (one process) or ``redis://host:6379/0`` (several
   processes; ``?namespace=name`` separates deployments sharing one Redis, default ``wb``).
 - ``WORKBENCH_JWT_SECRET``: unset, meaning generated once into ``WORKBENCH_JWT_SECRET_FILE``
@@ -43,6 +45,8 @@ Every variable, its default and its rule:
   ``WORKBENCH_WS_PING_INTERVAL`` / ``WORKBENCH_WS_PING_TIMEOUT`` (20 s each),
   ``WORKBENCH_MAX_SUBSCRIPTIONS_PER_CONNECTION``, ``WORKBENCH_QUERY_MAX_DEPTH``,
   ``WORKBENCH_QUERY_MAX_TOKENS``, ``WORKBENCH_QUERY_MAX_ALIASES``.
+- ``WORKBENCH_KEEP_ALIVE_TIMEOUT`` (75 s; 1..3600): how long an idle HTTP keep-alive
+  connection stays open; longer than proxies' and clients' own (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=20, ge=0, le=500)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0, le=3_600_000)
+    # How long a write waits for another writer's lock (SQLite busy timeout, PostgreSQL
+    # lock_timeout) before failing as "database busy".
+    db_busy_timeout_ms: int = Field(default=30_000, ge=1, le=3_600_000)
     broker_url: str = "memory://"
     jwt_secret: SecretStr | None = None
     jwt_secret_file: Path = Path(".workbench/jwt_secret")
@@ -119,6 +126,9 @@ class Settings(BaseSettings):
     # dropped, freeing its subscriptions (issue 5 "dead clients").
     ws_ping_interval: float = Field(default=20.0, gt=0, le=600)
     ws_ping_timeout: float = Field(default=20.0, gt=0, le=600)
+    # Seconds an idle HTTP keep-alive connection stays open (issue 11 item 10): longer than
+    # clients and proxies keep theirs (nginx and AWS ALB 60 s), so they close first.
+    keep_alive_timeout: float = Field(default=75.0, ge=1, le=3600)
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
     # Messages one WebSocket connection may send: a sustained rate per second and a burst
     # (token bucket); past it the connection is closed with 4429 (issue 11 item 2).

@@ -28,7 +28,7 @@ from legacy_rest.responses import (
 )
 from resolvers.apps import resolve_app_key
 from resolvers.badges import MAX_RECIPIENTS, record_read
-from resolvers.errors import InvalidInput, WorkbenchError
+from resolvers.errors import DatabaseBusy, InvalidInput, WorkbenchError
 from resolvers.identity import MAX_ID, parse_id
 from resolvers.legacy_access import admit_legacy_call
 from resolvers.sso import verify_ticket
@@ -218,6 +218,9 @@ def _endpoint(name: str, code: int, handler: Handler, max_body_bytes: int):  # t
             return failure(name, code, error.reason)
         except WorkbenchError as error:
             return failure(name, code, error.message)
+        except DatabaseBusy:
+            logger.warning("legacy %s: the database stayed locked past the busy timeout", name)
+            return failure(name, code, "database busy")
         except ClientDisconnect:
             logger.info("legacy %s: the client went away before its request was read", name)
             return failure(name, code, "client disconnected")

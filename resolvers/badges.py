@@ -62,12 +62,23 @@ async def _event(
     session: AsyncSession,
     *,
     cause: BadgeCause,
-    state: store.UserState,
+    state: store.UserState | None,
+    cid: int,
+    uid: int,
     app_ids: tuple[int, ...],
 ) -> BadgeEventData:
     # The user's state as every device shows it: the apps' counts, over all visible apps.
-    visible = await catalogue.visible_app_ids(session, cid=state.cid, uid=state.uid, platform=None)
-    unread = await store.read_unread(session, cid=state.cid, uid=state.uid)
+    # ``state`` is the user's locked state row; ``None`` when the user had none when it was
+    # looked for, which means no badges at all (every badge write creates the row first).
+    # Nothing is read for such a user: on PostgreSQL, whose statements each see the latest
+    # commits, the badges of a first notice committed meanwhile would be read with the state
+    # from before it, a state that never existed (issue 11 item 7).
+    visible = await catalogue.visible_app_ids(session, cid=cid, uid=uid, platform=None)
+    if state is None:
+        state = store.UserState(cid, uid, 0, 0)
+        unread: dict[int, int] = {}
+    else:
+        unread = await store.read_unread(session, cid=cid, uid=uid)
     total = sum(count for app_id, count in unread.items() if app_id in visible)
     return BadgeEventData(
         cause=cause,
@@ -153,11 +164,19 @@ async def _read(
             session, app_id=app_id, cid=cid, uid=uid, platform=None
         ):
             raise await not_on_workbench(session, app_id=app_id, cid=cid, uid=uid, platform=None)
-        changed = await store.decrease_unread(session, cid=cid, uid=uid, app_id=app_id, by=count)
+        # Locked first: while held, no other change of the user commits (storage.badges).
+        state = await store.lock_state(session, cid=cid, uid=uid)
+        changed = None
+        if state is not None:
+            changed = await store.decrease_unread(
+                session, cid=cid, uid=uid, app_id=app_id, by=count
+            )
         event = None
         if describe:
-            state = changed[0] if changed else await store.read_state(session, cid=cid, uid=uid)
-            event = await _event(session, cause=cause, state=state, app_ids=(app_id,))
+            after = changed[0] if changed else state
+            event = await _event(
+                session, cause=cause, state=after, cid=cid, uid=uid, app_ids=(app_id,)
+            )
     if changed is not None:
         after, unread = changed
         message = BadgeChange(cause, after.version, after.unseen, ((app_id, unread),))
@@ -169,9 +188,16 @@ async def open_workbench(*, db: Database, broker: Broker, principal: Principal) 
     """The user opened the workbench: ``unseenCount = 0``, app badges unchanged (SPEC §4)."""
     cid, uid = principal.cid, principal.uid
     async with db.write() as session:
-        changed = await store.clear_unseen(session, cid=cid, uid=uid)
-        state = changed or await store.read_state(session, cid=cid, uid=uid)
-        event = await _event(session, cause=BadgeCause.OPEN_WORKBENCH, state=state, app_ids=())
+        state = await store.lock_state(session, cid=cid, uid=uid)  # as in ``_read``
+        changed = None if state is None else await store.clear_unseen(session, cid=cid, uid=uid)
+        event = await _event(
+            session,
+            cause=BadgeCause.OPEN_WORKBENCH,
+            state=changed or state,
+            cid=cid,
+            uid=uid,
+            app_ids=(),
+        )
     if changed is not None:
         message = BadgeChange(BadgeCause.OPEN_WORKBENCH, changed.version, changed.unseen, ())
         await broker.publish(((user_channel(cid, uid), message.encode()),))

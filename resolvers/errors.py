@@ -10,11 +10,17 @@ errors and ``UserError``) and ``legacy_rest.responses`` (the seed's failure bodi
     ├── AppNotFound                no such app, or disabled, or not on the caller's workbench
     │   └── AppRemoved             on it but for the caller's own removal (restoreApp undoes it)
     └── TooManyRecipients          a notice names more than MAX_RECIPIENTS users (SPEC §6)
+
+``DatabaseBusy`` (``storage.db``, re-exported here for the surfaces that may not import
+storage) is no domain error but a refusal all the same: a write waited for another writer's
+lock past its timeout and wrote nothing; the caller may try again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from storage.db import DatabaseBusy as DatabaseBusy
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ field extension (``DomainErrors``) that every root field carries (``schema.field
   (``payload_errors``: ``appAccessToken``'s wrong secret, ``setAppBadge``'s stale version).
 - Every other ``WorkbenchError`` becomes a GraphQL error whose ``extensions.code`` is the
   domain code (``UNAUTHENTICATED``, ``FORBIDDEN``, ``APP_NOT_FOUND``, ``INVALID_INPUT`` ...).
+- ``DatabaseBusy`` (a write waited for a lock past its timeout) becomes a GraphQL error with
+  ``extensions.code`` ``DATABASE_BUSY``: the client may try again; it is no bug.
 - Anything else is masked as "Unexpected error." outside debug (``masking_extension``).
 """
 
@@ -24,7 +26,7 @@ from strawberry.extensions.field_extension import AsyncExtensionResolver, SyncEx
 from strawberry.types.base import has_object_definition
 from strawberry.types.field import StrawberryField
 
-from resolvers.errors import FieldError, InvalidInput, WorkbenchError
+from resolvers.errors import DatabaseBusy, FieldError, InvalidInput, WorkbenchError
 
 # How a payload mutation answers a domain error it declares: the ``UserError.field`` to name
 # (``None``: the whole input), or a function building the whole payload from the error.
@@ -117,6 +119,8 @@ class DomainErrors(FieldExtension):
             return next_(source, info, **kwargs)
         except WorkbenchError as error:
             return self._answer(error)
+        except DatabaseBusy as error:
+            raise GraphQLError(str(error), extensions={"code": "DATABASE_BUSY"}) from None
 
     async def resolve_async(
         self, next_: AsyncExtensionResolver, source: Any, info: strawberry.Info, **kwargs: Any
@@ -129,6 +133,8 @@ class DomainErrors(FieldExtension):
             return await result
         except WorkbenchError as error:
             return self._answer(error)
+        except DatabaseBusy as error:
+            raise GraphQLError(str(error), extensions={"code": "DATABASE_BUSY"}) from None
 
     async def _stream(self, events: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
         async with aclosing(events):

@@ -570,3 +570,110 @@ def leaf_documents(compiled: CompiledRoot, arguments: str) -> list[tuple[str, st
 
     visit(compiled.root, [])
     return found
+
+
+class TcpProxy:
+    """A TCP proxy between a client under test and a real server (Redis, PostgreSQL), so a test
+    can simulate network trouble without touching the shared server (common brief).
+
+    ``stall()``: stop forwarding in both directions without closing (bytes are held and sent on
+    ``resume()``), as a paused server looks. ``blackhole()``: the connections open at that
+    moment drop every byte from now on, silently and forever (a half-open link: the peer
+    vanished without a FIN or RST); later connections forward normally again.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._links: list[dict[str, bool]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+
+    async def start(self) -> TcpProxy:
+        """Listen on a free loopback port (``self.port``)."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stall(self) -> None:
+        """Hold every byte in both directions until ``resume()``; connections stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again, held bytes first."""
+        self._flowing.set()
+
+    def blackhole(self) -> None:
+        """Silently drop every byte of the connections open now, for good."""
+        for link in self._links:
+            link["dead"] = True
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        self._writers += [writer, upstream_writer]
+        link = {"dead": False}
+        self._links.append(link)
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink, link))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, link: dict[str, bool]
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                await self._flowing.wait()
+                if link["dead"]:
+                    continue
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if not link["dead"]:
+                sink.close()
+
+
+@asynccontextmanager
+async def holding_write_lock(database_url: str) -> AsyncIterator[None]:
+    """Another writer holds the database's write lock while the block runs: on SQLite a
+    ``BEGIN IMMEDIATE`` transaction on the test's file, on PostgreSQL an ``EXCLUSIVE`` lock on
+    the badge tables of the test's own database (never the shared server's other databases)."""
+    if BACKEND == "sqlite":
+        import sqlite3
+
+        path = database_url.split("///", 1)[1]
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            yield
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        return
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection, connection.begin() as transaction:
+            await connection.execute(
+                text("LOCK TABLE user_badge_state, app_badge IN EXCLUSIVE MODE")
+            )
+            yield
+            await transaction.rollback()
+    finally:
+        await engine.dispose()

@@ -4,21 +4,32 @@ several processes: a change committed by one process reaches subscribers in ever
 - One subscribing connection per process. A channel is subscribed when its first local listener
   arrives and unsubscribed when its last one leaves (local reference count), so Redis carries
   only the users someone here is watching.
-- ``publish(batch)`` sends a whole batch in one pipeline. If Redis is unreachable the messages
-  are dropped and logged, never raised: the database is the truth. The channels of dropped
-  messages are remembered (up to ``MAX_DROPPED_CHANNELS``, past which "all of them"), and once
-  publishing works again each gets a resync mark, so its subscribers in every process reload
-  from the database, even when only this process lost its link to Redis. After a failure,
-  publishes are dropped at once for ``PUBLISH_BACKOFF_S`` instead of each waiting on a connect.
+- ``publish(batch)`` never waits on Redis (issue 11 item 9: with Redis paused, each committed
+  notice batch waited up to 3 s and vendor p99 rose to 6 s although the database had already
+  committed). It appends the messages to the process's one FIFO queue and returns; a publisher
+  task sends the queue in pipelines of up to ``PUBLISH_BATCH`` messages, so order per channel
+  (indeed overall) is kept. A pipeline that fails or gets no answer within
+  ``HEALTH_TIMEOUT_S`` goes back to the head of the queue and is sent again after
+  ``PUBLISH_BACKOFF_S``: an accepted message is never lost while the process lives, and may
+  arrive twice when Redis ran a send whose answer was lost (harmless: badge messages carry the
+  user's version, and listeners ignore states they already have).
+- The queue holds at most ``max_pending`` messages (``MAX_PENDING_MESSAGES``, about 100 bytes
+  each). On overflow (Redis away long enough for that many changes) the oldest messages are
+  dropped and their channels remembered (up to ``MAX_DROPPED_CHANNELS``, past which "all of
+  them"); before anything else is sent, each such channel gets a resync mark, so its
+  subscribers in every process reload from the database (the truth), even when only this
+  process lost its link to Redis. ``close()`` sends what is queued for up to
+  ``HEALTH_TIMEOUT_S``, then logs what it could not.
 - A reader task takes messages and hands them to the channel's listeners. Any error on the
-  subscribing connection (including a half-open link found by the periodic ``PING``: no reply
-  at all within ``PING_TIMEOUT_S``) starts a reconnect with exponential backoff and jitter; once
-  connected again the subscriptions are reconciled with the channels that have listeners at
-  that moment (repeatedly, since listeners come and go meanwhile) and every local listener
-  gets ``resync()``, because messages may have been missed.
+  subscribing connection (including a half-open link found by the ``PING`` sent after
+  ``HEALTH_INTERVAL_S`` of silence: no reply at all within ``PING_TIMEOUT_S``, so a half-open
+  link is found within ``HALF_OPEN_DETECTION_S``) starts a reconnect with exponential backoff
+  and jitter; once connected again the subscriptions are reconciled with the channels that
+  have listeners at that moment (repeatedly, since listeners come and go meanwhile) and every
+  local listener gets ``resync()``, because messages may have been missed.
 - Nothing grows without bound: the channel table holds only channels with local listeners,
-  messages are never queued, and the backoff is capped at ``BACKOFF_MAX_S`` (jitter
-  included), so subscribers catch up within seconds of Redis returning.
+  the publish queue holds at most ``max_pending`` messages, and the backoff is capped at
+  ``BACKOFF_MAX_S`` (jitter included), so subscribers catch up within seconds of Redis returning.
 
 Channel names are prefixed with the broker's namespace (``?namespace=`` in the URL, default
 ``wb``), so several deployments (or test runs) can share one Redis.
@@ -31,6 +42,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -44,10 +56,15 @@ from resolvers.broker import Listener
 
 logger = logging.getLogger("workbench.broker")
 
-HEALTH_INTERVAL_S = 5.0
-# A PONG may wait behind a busy event loop: only this long a silence means a dead link.
-PING_TIMEOUT_S = 10.0
+# Silence on the subscribing connection after which the reader sends a PING.
+HEALTH_INTERVAL_S = 2.0
+# A PONG may wait behind a busy event loop (stalls of 1.5 s were seen under floods): only this
+# long a silence after the PING means a dead link.
+PING_TIMEOUT_S = 5.0
 PUBLISH_BACKOFF_S = 1.0
+# Messages per publish pipeline, and the most the publish queue holds (module docstring).
+PUBLISH_BATCH = 1000
+MAX_PENDING_MESSAGES = 100_000
 MAX_DROPPED_CHANNELS = 100_000
 # Sent instead of a message: "you may have missed messages, reload". Never a JSON message.
 RESYNC_MARK = b"\x00resync"
@@ -58,6 +75,10 @@ BACKOFF_START_S = 0.1
 # stale after Redis returns (issue 5: caught up within 5 s), and a refused connect is cheap.
 BACKOFF_MAX_S = 2.0
 READ_TIMEOUT_S = 1.0
+# The longest a half-open subscribing link goes unnoticed (issue 11 item 9: the bar is 10 s;
+# it was 13-14 s): silence before the PING, the PING's timeout, and one read turn on each side.
+HALF_OPEN_DETECTION_S = HEALTH_INTERVAL_S + PING_TIMEOUT_S + 2 * READ_TIMEOUT_S
+assert HALF_OPEN_DETECTION_S <= 10.0
 # Messages the reader hands out before letting other tasks run (``_read``).
 MESSAGES_PER_TURN = 1000
 
@@ -90,10 +111,12 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 class RedisBroker:
-    """``Broker`` over Redis pub/sub (module docstring). Counters ``reconnects`` and
-    ``dropped_publishes`` are for metrics and tests."""
+    """``Broker`` over Redis pub/sub (module docstring). ``max_pending``: the publish queue's
+    bound, in messages. Counters ``reconnects``, ``dropped_publishes`` (messages dropped from
+    a full queue, replaced by resync marks) and ``publish_failures`` (pipelines that failed
+    and were queued again), and ``pending_publishes``, are for metrics and tests."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, max_pending: int = MAX_PENDING_MESSAGES) -> None:
         self.url, self.namespace = split_url(url)
         self._prefix = f"{self.namespace}:"
         self._channels: dict[str, set[Listener]] = {}
@@ -106,13 +129,19 @@ class RedisBroker:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_seen = 0.0
-        self._publish_down_until = 0.0
         self._closing = False
+        self._max_pending = max_pending
+        # Accepted, not yet sent; a batch being sent is in ``_sending`` until Redis answers.
+        self._pending: deque[tuple[str, bytes]] = deque()
+        self._sending: list[tuple[str, bytes]] = []
+        self._publish_wake = asyncio.Event()
+        self._publisher: asyncio.Task[None] | None = None
         self._subscribed: set[str] = set()  # channels subscribed on the current connection
         self._dropped: set[str] = set()
         self._dropped_all = False
         self.reconnects = 0
         self.dropped_publishes = 0
+        self.publish_failures = 0
 
     def _client_for(self, *, subscriber: bool = False) -> aioredis.Redis:
         # The subscriber's client retries nothing: on any connection error redis-py's PubSub
@@ -139,6 +168,7 @@ class RedisBroker:
         self._client = self._client_for()
         self._sub_client = self._client_for(subscriber=True)
         self._task = asyncio.create_task(self._run(), name="redis-broker")
+        self._publisher = asyncio.create_task(self._publish_loop(), name="redis-publisher")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), HEALTH_TIMEOUT_S)
         if not self._connected.is_set():
@@ -147,9 +177,24 @@ class RedisBroker:
             )
 
     async def close(self) -> None:
-        """Stop the reader, drop every listener, close both connections. The reader also
-        checks a closing flag at least every ``READ_TIMEOUT_S``: a cancellation swallowed
-        inside the Redis client (Python 3.11's timeouts can) cannot hang shutdown."""
+        """Send what is queued (for up to ``HEALTH_TIMEOUT_S``), stop the reader, drop every
+        listener, close both connections. The reader also checks a closing flag at least every
+        ``READ_TIMEOUT_S``: a cancellation swallowed inside the Redis client (Python 3.11's
+        timeouts can) cannot hang shutdown."""
+        if self._publisher is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                    while self.pending_publishes and not self._publisher.done():
+                        self._publish_wake.set()
+                        await asyncio.sleep(0.01)
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+            self._publisher = None
+            if self.pending_publishes:
+                logger.warning(
+                    "closing with %d message(s) Redis did not take", self.pending_publishes
+                )
         self._closing = True
         if self._task is not None:
             self._task.cancel()
@@ -170,18 +215,49 @@ class RedisBroker:
         """Whether the subscribing connection is up (readiness checks)."""
         return self._connected.is_set()
 
+    @property
+    def pending_publishes(self) -> int:
+        """Messages accepted by ``publish`` that Redis has not confirmed yet."""
+        return len(self._pending) + len(self._sending)
+
     async def publish(self, batch: Iterable[tuple[str, bytes]]) -> None:
-        """Send every message in one pipeline; on a Redis error, drop and log them."""
-        messages = list(batch)
-        if not messages or self._client is None:
+        """Queue every message for the publisher task and return without waiting on Redis
+        (module docstring: order, retries, overflow)."""
+        if self._client is None:
             return
-        if time.monotonic() < self._publish_down_until:
-            self._drop(messages)
-            return
-        if self._dropped or self._dropped_all:
-            await self._send_resync_marks()
-        if not await self._send(messages):
-            self._drop(messages)
+        self._pending.extend(batch)
+        self._trim()
+        self._publish_wake.set()
+
+    def _trim(self) -> None:
+        overflow = len(self._pending) - self._max_pending
+        if overflow > 0:
+            if not self._dropped and not self._dropped_all:
+                logger.warning(
+                    "Redis publish queue full (%d messages): dropping the oldest; their "
+                    "subscribers will reload from the database",
+                    self._max_pending,
+                )
+            self._drop([self._pending.popleft() for _ in range(overflow)])
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._publish_wake.wait()
+            self._publish_wake.clear()
+            while self._pending:
+                if (self._dropped or self._dropped_all) and not await self._send_resync_marks():
+                    await asyncio.sleep(PUBLISH_BACKOFF_S)
+                    continue
+                count = min(PUBLISH_BATCH, len(self._pending))
+                self._sending = [self._pending.popleft() for _ in range(count)]
+                sent = await self._send(self._sending)
+                if not sent:
+                    # Back to the head of the queue, before anything published meanwhile.
+                    self._pending.extendleft(reversed(self._sending))
+                self._sending = []
+                if not sent:
+                    self._trim()
+                    await asyncio.sleep(PUBLISH_BACKOFF_S)
 
     async def _send(self, messages: list[tuple[str, bytes]]) -> bool:
         assert self._client is not None
@@ -191,7 +267,7 @@ class RedisBroker:
                     pipe.publish(self._prefix + channel, message)
                 await asyncio.wait_for(pipe.execute(), HEALTH_TIMEOUT_S)
         except (RedisError, OSError, TimeoutError) as error:
-            self._publish_down_until = time.monotonic() + PUBLISH_BACKOFF_S
+            self.publish_failures += 1
             logger.warning("Redis publish failed: %r", error)
             return False
         return True
@@ -203,8 +279,9 @@ class RedisBroker:
             if len(self._dropped) > MAX_DROPPED_CHANNELS:
                 self._dropped_all, self._dropped = True, set()
 
-    async def _send_resync_marks(self) -> None:
+    async def _send_resync_marks(self) -> bool:
         # Tell every process's subscribers of the channels we dropped messages for to reload.
+        # Only the publisher task calls this. Returns whether every mark was sent.
         if self._dropped_all:
             marks = [(ALL_CHANNELS, RESYNC_MARK)]
         else:
@@ -215,8 +292,9 @@ class RedisBroker:
             if not await self._send(marks[start : start + 1000]):
                 self._dropped |= dropped
                 self._dropped_all = self._dropped_all or dropped_all
-                return
+                return False
         logger.info("Redis publishing restored: resync marks sent for %d channel(s)", len(marks))
+        return True
 
     def listen(self, channel: str, listener: Listener) -> AbstractAsyncContextManager[None]:
         """Deliver ``channel``'s messages to ``listener`` while the block runs."""
@@ -334,9 +412,6 @@ class RedisBroker:
                             listener.resync()
                 first = False
                 delay = BACKOFF_START_S
-                if self._dropped or self._dropped_all:
-                    self._publish_down_until = 0.0
-                    await self._send_resync_marks()
                 await self._read()
             except asyncio.CancelledError:
                 raise

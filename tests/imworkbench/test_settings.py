@@ -18,6 +18,7 @@ def test_defaults():
     assert settings.broker_url == "memory://"
     assert settings.cors_origins == ["*"]
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert (settings.keep_alive_timeout, settings.db_busy_timeout_ms) == (75.0, 30_000)
 
 
 def test_environment_is_read(monkeypatch):
@@ -128,6 +129,11 @@ def test_unknown_variables_are_reported_with_a_suggestion():
         ),
         ("WORKBENCH_INTROSPECTION", "Nobody", "'everyone', 'authenticated', 'administrators'"),
         ("WORKBENCH_INTROSPECTION", "", "'everyone', 'authenticated', 'administrators'"),
+        ("WORKBENCH_KEEP_ALIVE_TIMEOUT", "0.5", "greater than or equal to 1"),
+        ("WORKBENCH_KEEP_ALIVE_TIMEOUT", "inf", "less than or equal to 3600"),
+        ("WORKBENCH_KEEP_ALIVE_TIMEOUT", "soon", "valid number"),
+        ("WORKBENCH_DB_BUSY_TIMEOUT_MS", "0", "greater than or equal to 1"),
+        ("WORKBENCH_DB_BUSY_TIMEOUT_MS", "3600001", "less than or equal to 3600000"),
     ],
 )
 def test_more_bad_values_are_refused(monkeypatch, variable, value, message):

@@ -8,6 +8,7 @@ and the user's workbench is read back through GraphQL).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,7 +18,17 @@ from sqlalchemy import text
 
 from imworkbench.settings import Settings
 from storage.db import Database
-from tests.factories import GETAPPID, PUSH, SETNUM, Tokens, create_app, gql, push
+from tests.factories import (
+    GETAPPID,
+    PUSH,
+    SETNUM,
+    Tokens,
+    create_app,
+    gql,
+    holding_write_lock,
+    push,
+    running,
+)
 
 OPEN_WORKBENCH = """
 mutation OpenWorkbench {
@@ -1203,3 +1214,35 @@ async def test_head_does_not_apply_a_notice(http, tokens):
     assert response.status_code == 405
     body = await gql(http, tokens.user(), "{ workbench(platform: PC) { unreadTotal } }")
     assert body == {"data": {"workbench": {"unreadTotal": 0}}}
+
+
+@pytest.mark.parametrize("endpoint", ["push", "setnum"])
+async def test_a_write_past_the_busy_timeout_says_database_busy(
+    settings: Settings, tokens: Tokens, caplog: pytest.LogCaptureFixture, endpoint: str
+) -> None:
+    """A notice or read that waits for another writer's lock past the busy timeout is refused
+    with X-Error-Reason "database busy" (not "internal error"), changes nothing, and logs no
+    ERROR (issue 11 item 9)."""
+    # given
+    settings = settings.model_copy(update={"db_busy_timeout_ms": 200})
+    caplog.set_level(logging.DEBUG)
+    async with running(settings) as server, httpx.AsyncClient(base_url=server.http_url) as http:
+        app = await create_app(http, tokens.admin(), identifier="BusyVendor")
+        await push(http, app["id"], ["1001,1034"])
+        db = Database(settings.database_url)
+        before = await badge_rows(db)
+        # when
+        async with holding_write_lock(settings.database_url):
+            if endpoint == "push":
+                response = await push(http, app["id"], SEED_USERS)
+            else:
+                response = await http.post(
+                    SETNUM, data={"appid": app["id"], "cid": "1001", "uid": "1034"}
+                )
+        # then
+        assert_failure(
+            response, PUSH_FAILURE if endpoint == "push" else SETNUM_FAILURE, "database busy"
+        )
+        assert await badge_rows(db) == before
+        await db.dispose()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

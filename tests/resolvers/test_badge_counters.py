@@ -232,3 +232,34 @@ async def test_read_count_beyond_32_bits_clears(db):
         db=db, broker=MemoryBroker(), cid=1001, uid=1034, app_id=app_id, count=3_000_000_000
     )
     assert (event.badges, event.unread_total) == ([(app_id, 0)], 0)
+
+
+async def test_a_first_read_racing_a_first_notice_answers_a_state_that_existed(db):
+    """Each user's first markAppRead / workbench open racing that user's first notice answers
+    one of the states the user's committed sequence holds (issue 11 item 7: on PostgreSQL the
+    lock found no row and {version 0, unread 1} was answered, a state that never existed)."""
+    # given
+    app_id = await new_app(db, "FirstRace")
+    broker = MemoryBroker()
+    users = range(1, 301)
+
+    async def race(uid: int) -> tuple[tuple[int, int, int, tuple], ...]:
+        principal = Principal(cid=1001, uid=uid, account=f"u{uid}", role=Role.USER)
+        reader = (
+            read_app(db=db, broker=broker, cid=1001, uid=uid, app_id=app_id, count=1)
+            if uid % 2
+            else open_workbench(db=db, broker=broker, principal=principal)
+        )
+        _, event = await asyncio.gather(
+            push_notice(db=db, broker=broker, app_id=app_id, recipients=[(1001, uid)]), reader
+        )
+        return (event.version, event.unseen_count, event.unread_total, tuple(event.badges))
+
+    # when
+    answers = await asyncio.gather(*(race(uid) for uid in users))
+    # then: the read came first (nothing yet) or second (after the notice, then its own change)
+    for uid, answer in zip(users, answers, strict=True):
+        if uid % 2:
+            assert answer in ((0, 0, 0, ((app_id, 0),)), (2, 0, 0, ((app_id, 0),))), (uid, answer)
+        else:
+            assert answer in ((0, 0, 0, ()), (2, 0, 1, ())), (uid, answer)

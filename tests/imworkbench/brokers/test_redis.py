@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from redis import asyncio as aioredis
 
 from imworkbench.brokers import create_broker
-from imworkbench.brokers.redis import RedisBroker, client_name, split_url
-from tests.factories import REDIS_URL, TIMEOUT
+from imworkbench.brokers.redis import (
+    HALF_OPEN_DETECTION_S,
+    RedisBroker,
+    client_name,
+    split_url,
+)
+from resolvers.messages import user_channel
+from tests.factories import REDIS_URL, TIMEOUT, TcpProxy, create_app, push, running
 
 
 class Recorder:
@@ -150,15 +159,17 @@ async def test_killed_connection_is_restored_and_listeners_resync(redis_admin, n
 
 
 async def test_publishing_without_redis_drops_quietly():
-    """With Redis unreachable, publish neither raises nor blocks past the connect timeout."""
-    broker = RedisBroker("redis://127.0.0.1:1/0")
+    """With Redis unreachable, publish neither raises nor waits: the messages are held for
+    when it returns, and past the queue's bound the oldest are dropped (resync marks later)."""
+    broker = RedisBroker("redis://127.0.0.1:1/0", max_pending=1)
     await broker.start()
     try:
         assert not broker.connected
-        await broker.publish([("wb:user:1:1", b"lost")])
-        assert broker.dropped_publishes == 1
-        await broker.publish([("wb:user:1:1", b"lost too")])  # within the backoff: no wait
-        assert broker.dropped_publishes == 2
+        await broker.publish([("wb:user:1:1", b"held")])
+        assert (broker.pending_publishes, broker.dropped_publishes) == (1, 0)
+        await wait_until(lambda: broker.publish_failures >= 1, TIMEOUT)
+        await broker.publish([("wb:user:1:1", b"newer")])
+        assert (broker.pending_publishes, broker.dropped_publishes) == (1, 1)
         recorder = Recorder()
         async with broker.listen("wb:user:1:1", recorder):  # no error while down
             pass
@@ -315,3 +326,159 @@ async def test_the_reader_keeps_up_with_subscribe_churn_on_a_busy_loop(namespace
     # then
     assert max(latencies) < TIMEOUT / 2, sorted(latencies)[-5:]
     assert broker.reconnects == 0
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of the test Redis, which the test may stall or black-hole."""
+    host, port = urlsplit(REDIS_URL).hostname or "127.0.0.1", urlsplit(REDIS_URL).port or 6379
+    started_proxy = await TcpProxy(host, port).start()
+    yield started_proxy
+    started_proxy.resume()
+    await started_proxy.close()
+
+
+def proxied(proxy: TcpProxy, namespace: str) -> str:
+    """The broker URL of the test Redis through ``proxy``, in ``namespace``."""
+    database = urlsplit(REDIS_URL).path or "/0"
+    return f"redis://127.0.0.1:{proxy.port}{database}?namespace={namespace}"
+
+
+async def wait_until(predicate, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``predicate()`` until it holds; fail after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.02)
+
+
+def first_seen(messages: list[bytes]) -> list[bytes]:
+    """``messages`` without repeats, in order of first arrival."""
+    return list(dict.fromkeys(messages))
+
+
+async def test_publish_hands_off_while_redis_stalls_and_loses_nothing(
+    redis_admin, namespace, proxy
+):
+    """With Redis stalled (issue 11 item 9), publish returns at once instead of waiting on the
+    pipeline: nothing is dropped, and once Redis answers again every message arrives, in
+    order, after the stalled send timed out and was sent again."""
+    # given
+    publisher = create_broker(proxied(proxy, namespace))
+    assert isinstance(publisher, RedisBroker)
+    await publisher.start()
+    receiver = await started(namespace)
+    recorder = Recorder()
+    try:
+        async with receiver.listen("wb:user:8:8", recorder):
+            await publisher.publish([("wb:user:8:8", b"zero")])
+            await recorder.wait(lambda: recorder.messages == [b"zero"])
+            await wait_until(lambda: publisher.pending_publishes == 0, TIMEOUT)
+            # when
+            proxy.stall()
+            await publisher.publish([("wb:user:8:8", b"one")])
+            await publisher.publish([("wb:user:8:8", b"two"), ("wb:user:8:8", b"three")])
+            # then: handed off, not dropped, while Redis has not answered
+            assert publisher.dropped_publishes == 0
+            assert publisher.pending_publishes == 3
+            await wait_until(lambda: publisher.publish_failures >= 1, TIMEOUT * 3)
+            proxy.resume()
+            await recorder.wait(lambda: b"three" in recorder.messages)
+            assert first_seen(recorder.messages) == [b"zero", b"one", b"two", b"three"]
+            assert publisher.dropped_publishes == 0
+            assert recorder.resyncs == 0
+    finally:
+        proxy.resume()
+        await publisher.close()
+        await receiver.close()
+
+
+async def test_an_overflowing_publish_queue_turns_the_oldest_into_resyncs(namespace, proxy):
+    """Past ``max_pending`` queued messages (Redis away for long), the oldest are dropped and
+    their channels get a resync mark once Redis answers: their subscribers reload from the
+    database, and the newer messages still arrive after it."""
+    # given
+    publisher = RedisBroker(proxied(proxy, namespace), max_pending=2)
+    await publisher.start()
+    receiver = await started(namespace)
+    old, new = Recorder(), Recorder()
+    try:
+        async with receiver.listen("old", old), receiver.listen("new", new):
+            await publisher.publish([("old", b"warm-up")])
+            await old.wait(lambda: old.messages == [b"warm-up"])
+            await wait_until(lambda: publisher.pending_publishes == 0, TIMEOUT)
+            proxy.stall()
+            # when
+            await publisher.publish([("old", b"a"), ("new", b"b"), ("new", b"c")])
+            assert publisher.dropped_publishes == 1
+            proxy.resume()
+            # then
+            await old.wait(lambda: old.resyncs >= 1)
+            await new.wait(lambda: b"c" in new.messages)
+            assert first_seen(new.messages) == [b"b", b"c"]
+            assert b"a" not in old.messages
+    finally:
+        proxy.resume()
+        await publisher.close()
+        await receiver.close()
+
+
+async def test_a_half_open_subscriber_link_is_found_within_the_bound(namespace, proxy):
+    """A subscriber link whose peer vanished without a FIN (black-holed) is found dead within
+    ``HALF_OPEN_DETECTION_S`` (10 s, issue 11 item 9; 13-14 s before), reconnected, and its
+    listeners resync and get messages again."""
+    # given
+    broker = create_broker(proxied(proxy, namespace))
+    assert isinstance(broker, RedisBroker)
+    await broker.start()
+    publisher = await started(namespace)
+    recorder = Recorder()
+    try:
+        async with broker.listen("wb:user:9:9", recorder):
+            await publisher.publish([("wb:user:9:9", b"before")])
+            await recorder.wait(lambda: recorder.messages == [b"before"])
+            # when
+            proxy.blackhole()
+            lost_at = time.monotonic()
+            await wait_until(lambda: recorder.resyncs >= 1, HALF_OPEN_DETECTION_S + TIMEOUT * 4)
+            found_after = time.monotonic() - lost_at
+            # then
+            assert found_after <= HALF_OPEN_DETECTION_S, found_after
+            await publisher.publish([("wb:user:9:9", b"after")])
+            await recorder.wait(lambda: b"after" in recorder.messages)
+    finally:
+        await broker.close()
+        await publisher.close()
+
+
+async def test_a_vendor_call_is_answered_while_redis_stalls(settings, tokens, namespace, proxy):
+    """A legacy pushappnotice commits and answers while the broker's Redis is stalled, without
+    waiting for the publish (issue 11 item 9: vendor p99 rose to 6 s); the badge message
+    reaches subscribers once Redis answers."""
+    # given
+    settings = settings.model_copy(update={"broker_url": proxied(proxy, namespace)})
+    receiver = await started(namespace)
+    recorder = Recorder()
+    try:
+        async with (
+            running(settings) as server,
+            httpx.AsyncClient(base_url=server.http_url, timeout=TIMEOUT * 3) as http,
+            receiver.listen(user_channel(1001, 1034), recorder),
+        ):
+            app = await create_app(http, tokens.admin(), identifier="StallApp")
+            broker = server.app.state.broker.inner
+            await wait_until(lambda: broker.pending_publishes == 0, TIMEOUT)
+            proxy.stall()
+            # when
+            response = await push(http, app["id"], ["1001,1034"])
+            # then
+            assert response.content == b'{"Result":true}'
+            assert broker.dropped_publishes == 0
+            assert broker.pending_publishes == 1
+            proxy.resume()
+            await recorder.wait(lambda: len(recorder.messages) >= 1)
+            assert json.loads(recorder.messages[0])["s"] == 1
+    finally:
+        proxy.resume()
+        await receiver.close()

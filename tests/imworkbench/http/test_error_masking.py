@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 
-from tests.factories import gql
+from tests.factories import create_app, gql, holding_write_lock, running
 
 WORKBENCH = "{ workbench(platform: PC) { version } }"
+MARK_READ = 'markAppRead(appId: "%s") { version }'
 
 
 async def test_unexpected_error_is_masked_and_logged(http, tokens, monkeypatch, caplog):
@@ -52,3 +54,22 @@ async def test_client_errors_are_not_logged_as_errors(http, tokens, caplog, quer
     assert body["errors"][0]["message"] != "Unexpected error."
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert not any("markAppRead" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_write_past_the_busy_timeout_is_a_clear_error(settings, tokens, caplog):
+    """A mutation whose write waits for another writer's lock past the busy timeout answers
+    DATABASE_BUSY, not "Unexpected error.", and logs no ERROR (issue 11 item 9)."""
+    # given
+    settings = settings.model_copy(update={"db_busy_timeout_ms": 200})
+    caplog.set_level(logging.DEBUG)
+    async with running(settings) as server, httpx.AsyncClient(base_url=server.http_url) as http:
+        app = await create_app(http, tokens.admin(), identifier="BusyRead")
+        # when
+        async with holding_write_lock(settings.database_url):
+            body = await gql(http, tokens.user(), f"mutation {{ {MARK_READ % app['id']} }}")
+    # then
+    assert body["data"] is None
+    assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [
+        ("database busy: another write held the lock too long; try again", "DATABASE_BUSY")
+    ]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
