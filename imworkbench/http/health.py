@@ -105,6 +105,11 @@ class Metrics:
             "Messages dropped because the broker was unreachable.",
             registry=r,
         )
+        self.broker_pending = Gauge(
+            "workbench_broker_pending_publishes",
+            "Messages handed to the broker and not yet taken by it (Redis: its publish queue).",
+            registry=r,
+        )
         self.publish_seconds = Histogram(
             "workbench_broker_publish_seconds",
             "Time to hand one batch of messages to the broker.",
@@ -218,6 +223,7 @@ async def metrics_endpoint(request: Request) -> Response:
     inner: Any = getattr(request.state.broker, "inner", request.state.broker)
     metrics.broker_reconnects.set(getattr(inner, "reconnects", 0))
     metrics.broker_dropped.set(getattr(inner, "dropped_publishes", 0))
+    metrics.broker_pending.set(getattr(inner, "pending_publishes", 0))
     channel_count = getattr(inner, "channel_count", None)
     metrics.broker_channels.set(channel_count() if callable(channel_count) else 0)
     dispatcher = request.app.state.dispatcher

@@ -51,6 +51,24 @@ async def test_metrics_count_requests_operations_and_outbox(http, tokens):
     assert "workbench_broker_publish_seconds_count" in text
 
 
+async def test_metrics_show_messages_redis_has_not_taken(settings: Settings, tokens):
+    """While Redis is unreachable, accepted notices wait in the publish queue, and /metrics
+    says how many (workbench_broker_pending_publishes); before, it reads 0."""
+    unreachable = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    async with running(unreachable) as server, httpx.AsyncClient(base_url=server.http_url) as http:
+        before = (await http.get("/metrics")).text
+        app = await create_app(http, tokens.admin(), identifier="Queued")
+        await push(http, app["id"], ["1001,1034", "1001,1035"])
+        after = (await http.get("/metrics")).text
+    assert "workbench_broker_pending_publishes 0.0" in before
+    pending = next(
+        float(line.split()[1])
+        for line in after.splitlines()
+        if line.startswith("workbench_broker_pending_publishes ")
+    )
+    assert pending >= 2
+
+
 async def test_unknown_paths_and_methods_share_one_label(http):
     """Arbitrary paths (also under the legacy prefix) and methods cannot create new series;
     the legacy paths with stray spaces count under their route."""
