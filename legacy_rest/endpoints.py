@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -30,7 +31,7 @@ from resolvers.apps import resolve_app_key
 from resolvers.badges import MAX_RECIPIENTS, record_read
 from resolvers.errors import DatabaseBusy, InvalidInput, WorkbenchError
 from resolvers.identity import MAX_ID, parse_id
-from resolvers.legacy_access import admit_legacy_call
+from resolvers.legacy_access import admit_legacy_call, admitted_legacy_call
 from resolvers.sso import verify_ticket
 
 PREFIX = "/OpenPlatform/integrate/"
@@ -138,6 +139,22 @@ async def _guard(request: Request, params: LegacyParams, app_id: int) -> None:
     )
 
 
+def _admitted(
+    request: Request, params: LegacyParams, app_id: int
+) -> AbstractAsyncContextManager[None]:
+    # ``_guard`` around the call's work: a refusal inside (the call's own bad input among
+    # them) changes nothing, so the call's sign or nonce stays free (resolvers.legacy_access).
+    return admitted_legacy_call(
+        db=request.state.db,
+        watch=request.state.watch,
+        sealer=request.state.sealer,
+        app_id=app_id,
+        params=params.pairs(),
+        client_ip=request.client.host if request.client else None,
+        refusals=(LegacyFailure,),
+    )
+
+
 async def getappid(request: Request, params: LegacyParams) -> Response:
     """``appkey`` -> ``{"Result":true,"MsgNo":{"app_id":"77"}}``; failure ``-51001``."""
     app_key = _required(params, "appkey")
@@ -158,9 +175,9 @@ async def pushappnotice(request: Request, params: LegacyParams) -> Response:
     app_id = _id(params, "appid")
     # The app and its access rules first: they are cheap (a cached lookup for open apps), and
     # no one makes the server read a list of recipients for an app that refuses the call.
-    await _guard(request, params, app_id)
-    recipients = await _recipients(params)
-    await request.state.notices.push(app_id=app_id, recipients=recipients)
+    async with _admitted(request, params, app_id):
+        recipients = await _recipients(params)
+        await request.state.notices.push(app_id=app_id, recipients=recipients)
     return success()
 
 
@@ -182,15 +199,15 @@ async def setnum(request: Request, params: LegacyParams) -> Response:
         count = None  # larger than any count: clears it
     else:
         count = int(digits)
-    await _guard(request, params, app_id)
-    await record_read(
-        db=request.state.db,
-        broker=request.state.broker,
-        cid=cid,
-        uid=uid,
-        app_id=app_id,
-        count=count,
-    )
+    async with _admitted(request, params, app_id):
+        await record_read(
+            db=request.state.db,
+            broker=request.state.broker,
+            cid=cid,
+            uid=uid,
+            app_id=app_id,
+            count=count,
+        )
     return success()
 
 
@@ -201,8 +218,8 @@ async def checkticket(request: Request, params: LegacyParams) -> Response:
     ticket = _required(params, "ticket")
     if len(ticket) > MAX_TICKET_LENGTH:
         raise LegacyFailure("ticket too long")
-    await _guard(request, params, app_id)
-    user = await verify_ticket(db=request.state.db, app_id=app_id, ticket=ticket)
+    async with _admitted(request, params, app_id):
+        user = await verify_ticket(db=request.state.db, app_id=app_id, ticket=ticket)
     return success(ticket_body(user.cid, user.uid, user.account))
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 
-from resolvers.errors import AppNotFound
+from resolvers.errors import AppNotFound, WorkbenchError
 from resolvers.sealing import SecretSealer
 from resolvers.streams.catalogue import CatalogueWatch
-from resolvers.vendor import check_legacy_access
+from resolvers.vendor import check_legacy_access, release_replay_record
 from storage import catalogue
-from storage.db import Database
+from storage.db import Database, DatabaseBusy
 
 
 async def admit_legacy_call(
@@ -20,8 +21,9 @@ async def admit_legacy_call(
     app_id: int,
     params: Sequence[tuple[str, str]],
     client_ip: str | None,
-) -> None:
+) -> str | None:
     """Apply app ``app_id``'s access rules to one legacy call, before it does anything.
+    Returns what was recorded against replays (``check_legacy_access``), ``None`` if nothing.
 
     ``params`` are the call's ``(name, value)`` pairs as received (what ``sign`` covers);
     ``client_ip`` the caller's address, ``None`` when unknown. Raises ``AppNotFound`` for an
@@ -45,9 +47,46 @@ async def admit_legacy_call(
     if access is None or not access.enabled:
         raise AppNotFound(app_id)
     if access.open:
-        return
+        return None
     async with db.read() as session:
         app = await catalogue.get_app(session, app_id)
     if app is None or not app.enabled:
         raise AppNotFound(app_id)
-    await check_legacy_access(db=db, app=app, params=params, client_ip=client_ip, sealer=sealer)
+    return await check_legacy_access(
+        db=db, app=app, params=params, client_ip=client_ip, sealer=sealer
+    )
+
+
+@asynccontextmanager
+async def admitted_legacy_call(
+    *,
+    db: Database,
+    watch: CatalogueWatch,
+    sealer: SecretSealer | None,
+    app_id: int,
+    params: Sequence[tuple[str, str]],
+    client_ip: str | None,
+    refusals: tuple[type[Exception], ...] = (),
+) -> AsyncIterator[None]:
+    """``admit_legacy_call`` (same arguments and errors), then the block: the call's work.
+
+    If the block raises a refusal that changed nothing (``WorkbenchError``, ``DatabaseBusy``,
+    or one of ``refusals``, the caller's own input errors), the ``sign`` or ``nonce`` recorded
+    against replays is forgotten again before the error goes on, so the same call, or the
+    corrected one with the same nonce, is judged afresh rather than refused as a replay. Any
+    other exception (a cancelled request among them) keeps the record: the work may have
+    been applied, and a retry must not apply it twice.
+    """
+    recorded = await admit_legacy_call(
+        db=db, watch=watch, sealer=sealer, app_id=app_id, params=params, client_ip=client_ip
+    )
+    releasing: tuple[type[Exception], ...] = (WorkbenchError, DatabaseBusy, *refusals)
+    try:
+        yield
+    except releasing:
+        if recorded is not None:
+            # Best effort: if the database is too busy to forget it, the record expires with
+            # the window and the caller sees the refusal it earned, not this one.
+            with suppress(DatabaseBusy):
+                await release_replay_record(db=db, app_id=app_id, recorded=recorded)
+        raise

@@ -346,11 +346,13 @@ async def check_legacy_access(
     params: Sequence[tuple[str, str]],
     client_ip: str | None,
     sealer: SecretSealer | None,
-) -> None:
+) -> str | None:
     """Apply app ``app``'s legacy access rules to one call (SPEC §8): its IP allowlist, and in
     signed mode a ``timestamp`` within 300 s and a fresh, correct ``sign``. Raises
     ``AccessRefused`` with the reason (for the log and ``X-Error-Reason``); an open app with no
-    allowlist passes at once.
+    allowlist passes at once. Returns what was recorded against replays (the ``sign``, or the
+    nonce's hash; ``None`` for an unsigned app), for ``release_replay_record`` when the call is
+    then refused without changing anything.
 
     A signed call may carry a ``nonce`` (1 to 64 of ``A-Z a-z 0-9 - . _ ~``; issue 11), signed
     like every parameter. Without one, a call is refused when its ``sign`` was already accepted
@@ -361,7 +363,7 @@ async def check_legacy_access(
     if not address_allowed(app.ip_allowlist, client_ip):
         raise AccessRefused(f"address {client_ip} is not allowed for this app")
     if not app.legacy_signed:
-        return
+        return None
     plain = dict(params)
     raw_time = (plain.get("timestamp") or "").strip()
     sign = (plain.get("sign") or "").strip().lower()
@@ -400,3 +402,13 @@ async def check_legacy_access(
         raise AccessRefused(
             f"this {'sign' if nonce is None else 'nonce'} was already used (replay)"
         )
+    return used
+
+
+async def release_replay_record(*, db: Database, app_id: int, recorded: str) -> None:
+    """Forget ``recorded`` (what ``check_legacy_access`` returned) for app ``app_id``: the call
+    it admitted was refused before it changed anything (bad input, a refused or busy write), so
+    the same ``sign`` or ``nonce`` may be sent again and is not a replay (issue 11: a refusal
+    changes nothing)."""
+    async with db.write() as session:
+        await legacy_signatures.forget_signature(session, app_id=app_id, sign=recorded)

@@ -27,3 +27,13 @@ async def record_signature(
         .returning(t.legacy_signature.c.sign)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def forget_signature(session: AsyncSession, *, app_id: int, sign: str) -> None:
+    """Delete the record of ``sign`` for app ``app_id`` (none is fine): its call changed
+    nothing, so the same ``sign`` or nonce may be accepted again."""
+    await session.execute(
+        delete(t.legacy_signature).where(
+            t.legacy_signature.c.app_id == app_id, t.legacy_signature.c.sign == sign
+        )
+    )

@@ -188,3 +188,47 @@ async def test_open_apps_ignore_the_nonce(
     response = await http.post(PUSH, data=notice(app["id"], nonce=nonce))
     # then
     assert response.content == SUCCESS
+
+
+async def test_a_refused_call_does_not_use_up_its_nonce(
+    http: httpx.AsyncClient, tokens: Tokens, db: Database
+) -> None:
+    """A signed call refused after its access check (here: a malformed ``users``) changes
+    nothing, so its nonce stays free: the corrected call with the same nonce counts once, and
+    a replay of that one is refused."""
+    # given
+    app = await new_app(http, tokens, signed_mode=True)
+    broken = notice(app["id"], nonce="order-42")
+    broken["users"] = '["1001,1034"'
+    refused = await http.post(PUSH, data=signed(broken, app["secret"]))
+    assert (refused.content, refused.headers["x-error-reason"]) == (
+        PUSH_FAILURE,
+        "users is not a JSON array",
+    )
+    # when
+    corrected = signed(notice(app["id"], nonce="order-42"), app["secret"])
+    accepted = await http.post(PUSH, data=corrected)
+    replayed = await http.post(PUSH, data=corrected)
+    # then
+    assert accepted.content == SUCCESS, accepted.headers.get("x-error-reason")
+    assert replayed.headers["x-error-reason"] == "this nonce was already used (replay)"
+    assert await unread(db, app["id"]) == 1
+
+
+async def test_a_refused_call_does_not_use_up_its_sign(
+    http: httpx.AsyncClient, tokens: Tokens, db: Database
+) -> None:
+    """Without a nonce, a call refused after its access check leaves its ``sign`` unrecorded:
+    the refusal is repeated for the same reason, not turned into a replay."""
+    # given
+    app = await new_app(http, tokens, signed_mode=True)
+    broken = notice(app["id"])
+    broken["users"] = '["1001,1034", "nope"]'
+    call = signed(broken, app["secret"])
+    # when
+    first = await http.post(PUSH, data=call)
+    second = await http.post(PUSH, data=call)
+    # then
+    assert first.headers["x-error-reason"] == second.headers["x-error-reason"]
+    assert "replay" not in second.headers["x-error-reason"]
+    assert await unread(db, app["id"]) == 0
