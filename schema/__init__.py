@@ -23,6 +23,7 @@ from graphql import (
 from graphql import OperationType as GraphQLOperationType
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -103,6 +104,38 @@ PUBLIC_MUTATION_FIELDS = frozenset({"appAccessToken", "__typename"})
 PUBLIC_MAX_TOKENS = 200
 # Strawberry's HTTP answer to a request without a document (400, BAD_REQUEST).
 NO_QUERY = "No GraphQL query found in the request"
+
+
+class OperationNotSelected(CannotGetOperationTypeError):
+    """The request does not select exactly one operation of its document (GraphQL spec,
+    "GetOperation"): ``message`` says why, in graphql-core's words. Strawberry's HTTP view
+    answers it 400 with that message (``as_http_error_reason``)."""
+
+    def __init__(self, operation_name: str | None, message: str) -> None:
+        super().__init__(operation_name)
+        self.message = message
+
+    def as_http_error_reason(self) -> str:
+        """The message of the 400 answer."""
+        return self.message
+
+
+def selection_problem(document: DocumentNode, operation_name: str | None) -> str | None:
+    """Why ``operation_name`` selects no operation of ``document``, or ``None`` when it selects
+    one (GraphQL spec, "GetOperation"): without a name the document must hold exactly one
+    operation; with one (the empty string included), an operation of that name. Strawberry
+    would run the first operation of several, and reports the other cases as unexpected
+    errors on the WebSocket transports (issue 11 item 1)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        if not operations:
+            return "Must provide an operation."
+        if len(operations) > 1:
+            return "Must provide operation name if query contains multiple operations."
+        return None
+    if any(o.name is not None and o.name.value == operation_name for o in operations):
+        return None
+    return f'Unknown operation named "{operation_name}".'
 
 
 class DocumentCache(SchemaExtension):
@@ -218,9 +251,12 @@ class WorkbenchSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        """Execute a query or mutation, compiled when plain; subscriptions are refused."""
+        """Execute a query or mutation, compiled when plain; subscriptions are refused. Raises
+        ``OperationNotSelected`` when ``operation_name`` selects no single operation."""
         allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
         allowed.discard(OperationType.SUBSCRIPTION)
+        if query:
+            self._selection(query, operation_name)
         if query is not None and OperationType.QUERY in allowed:
             compiled = await answer_workbench(
                 query, variable_values, operation_name, context_value, self.limits
@@ -286,15 +322,37 @@ class WorkbenchSchema(strawberry.Schema):
             allowed_operation_types=allowed,
         )
 
+    def _selection(self, query: str, operation_name: str | None) -> None:
+        """Raise ``OperationNotSelected`` when ``operation_name`` selects no single operation
+        of ``query``; a document that does not parse is left to Strawberry, which reports it."""
+        try:
+            document = parse_document(query, self.limits.max_tokens)
+        except LongIntLiteral as refused:
+            document = refused.document
+        except (GraphQLError, RecursionError):
+            return
+        problem = selection_problem(document, operation_name)
+        if problem is not None:
+            raise OperationNotSelected(operation_name, problem)
+
     def _refusal(
         self, query: str, operation_name: str | None, allowed: set[OperationType]
     ) -> PreExecutionError | None:
-        # Strawberry reports an operation of a type the transport does not run as an
-        # unexpected error (masked, logged with a traceback); it is the client's mistake.
+        # Refused before Strawberry sees it, as the client's mistake: no single operation
+        # selected (Strawberry runs the first of several, or reports an unexpected error), a
+        # document with an over-long integer on a transport that takes only some operation
+        # types, and an operation of a type the transport does not run (Strawberry masks it
+        # and logs a traceback).
+        try:
+            self._selection(query, operation_name)
+        except OperationNotSelected as unselected:
+            return PreExecutionError(data=None, errors=[GraphQLError(unselected.message)])
         if len(allowed) == len(OperationType):
             return None
         try:
             document = parse_document(query, self.limits.max_tokens)
+        except LongIntLiteral as refused:
+            return PreExecutionError(data=None, errors=[refused])
         except (GraphQLError, RecursionError):
             return None  # Strawberry reports it
         operation = get_operation_ast(document, operation_name)

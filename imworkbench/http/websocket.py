@@ -278,8 +278,9 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """Strawberry closes the connection (4400) on a document that does not parse; the
         protocol answers every error before execution with an ``error`` message, which ends
         only that operation, so a syntax error (over the token or nesting limit included) is
-        answered like a validation error, with HTTP's errors (issue 11 item 1). A document
-        without a runnable operation (an unknown ``operationName``) still closes 4400."""
+        answered like a validation error, with HTTP's errors (issue 11 item 1). A request
+        that selects no single operation (an unknown ``operationName``, several operations
+        and no name) never gets here: the schema answers it first (``WorkbenchSchema``)."""
         if isinstance(error, GraphQLSyntaxError):
             return None
         return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)

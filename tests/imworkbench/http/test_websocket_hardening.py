@@ -314,3 +314,103 @@ async def test_the_configured_token_limit_applies_on_both_protocols(server, toke
         "error",
         "Syntax Error: Document contains more than 2000 tokens. Parsing aborted.",
     )
+
+
+# Operation selection (issue 11 item 1, as a hostile tester found it): the operation to run
+# named wrongly, or not named among several. Each: the document, the operationName (None: left
+# out), and HTTP's message for it.
+WORKBENCH_QUERY = "OPERATION A { badges(platform: PC) { version } }"
+SELECTIONS = {
+    "unknown name": (WORKBENCH_QUERY, "B", 'Unknown operation named "B".'),
+    "empty name": (WORKBENCH_QUERY, "", 'Unknown operation named "".'),
+    "name for an anonymous operation": (
+        "OPERATION { badges(platform: PC) { version } }",
+        "A",
+        'Unknown operation named "A".',
+    ),
+    "several operations, none named": (
+        WORKBENCH_QUERY + " OPERATION B { badges(platform: PC) { unreadTotal } }",
+        None,
+        "Must provide operation name if query contains multiple operations.",
+    ),
+}
+
+
+def operation_payload(document: str, name: str | None) -> dict:
+    """A request payload of ``document``, with ``operationName`` when ``name`` is given."""
+    return {"query": document} if name is None else {"query": document, "operationName": name}
+
+
+async def ws_selection_answer(url: str, protocol: str, token: str, payload: dict) -> dict:
+    """The first message answering ``payload`` on a fresh connection, which must then still
+    run a badges subscription."""
+    async with ws_client(url, protocol) as client:
+        await client.init(token)
+        kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+        await client.socket.send(json.dumps({"id": "1", "type": kind, "payload": payload}))
+        answer = await client.receive()
+        await client.subscribe(BADGES, {"platform": "PC"})
+        assert (await client.next_data())["badges"]["cause"] == "SNAPSHOT"
+    return answer
+
+
+@pytest.mark.parametrize("name", list(SELECTIONS))
+async def test_operation_selection_mistakes_are_client_errors(server, http, tokens, caplog, name):
+    """An unknown, empty or missing operationName is refused alike over HTTP (400) and both
+    WebSocket protocols (an ``error`` message), nothing runs, and no ERROR is logged."""
+    # given
+    caplog.set_level(logging.INFO)
+    document, operation_name, message = SELECTIONS[name]
+    query = operation_payload(document.replace("OPERATION", "query"), operation_name)
+    subscription = operation_payload(document.replace("OPERATION", "subscription"), operation_name)
+    # when
+    over_http = await http.post(
+        "/graphql", json=query, headers={"Authorization": f"Bearer {tokens.user()}"}
+    )
+    transport = await ws_selection_answer(server.ws_url, TRANSPORT_WS, tokens.user(), query)
+    legacy = await ws_selection_answer(server.ws_url, LEGACY_WS, tokens.user(), subscription)
+    # then
+    assert over_http.status_code == 400, over_http.text
+    assert [e["message"] for e in over_http.json()["errors"]] == [message]
+    assert transport == {"id": "1", "type": "error", "payload": [{"message": message}]}
+    assert legacy == {"id": "1", "type": "error", "payload": {"message": message}}
+    assert errors_of(caplog.records) == []
+
+
+async def test_several_operations_without_a_name_run_nothing(http, tokens):
+    """A document holding a mutation and a query, neither chosen, runs neither: the mutation
+    first in the document (openWorkbench, which zeroes unseenCount) is not run silently."""
+    # given: one unseen notice
+    user = tokens.user()
+    app = await create_app(http, tokens.admin(), identifier="Selected")
+    await push(http, app["id"], ["1001,1034"])
+    unseen = "{ workbench(platform: PC) { unseenCount } }"
+    document = "mutation M { openWorkbench { version } } " + "query Q " + unseen
+    headers = {"Authorization": f"Bearer {user}"}
+    # when
+    response = await http.post("/graphql", json={"query": document}, headers=headers)
+    # then
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["message"] == (
+        "Must provide operation name if query contains multiple operations."
+    )
+    after = await http.post("/graphql", json={"query": unseen}, headers=headers)
+    assert after.json() == {"data": {"workbench": {"unseenCount": 1}}}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_query_with_an_overlong_integer_is_refused_on_both_protocols(
+    server, tokens, caplog, protocol
+):
+    """A query (which graphql-ws does not run) holding a 5000-digit literal gets the literal's
+    error, not "Unexpected error." and a traceback."""
+    # given
+    caplog.set_level(logging.INFO)
+    document = "query { app(id: " + "9" * 5000 + ") { id } }"
+    # when
+    answer = await ws_selection_answer(server.ws_url, protocol, tokens.user(), {"query": document})
+    # then
+    assert answer["type"] == "error", answer
+    payload = answer["payload"] if protocol == LEGACY_WS else answer["payload"][0]
+    assert payload["message"] == "Integer literal of 5000 digits is out of range."
+    assert errors_of(caplog.records) == []
