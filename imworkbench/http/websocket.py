@@ -65,6 +65,12 @@ FORBIDDEN_CLOSE_CODE = 4403
 # Both protocols' "too many" close code (graphql-transport-ws: a second init); here also a
 # connection over its message rate.
 TOO_MANY_CLOSE_CODE = 4429
+# graphql-ws's answer to a frame that is not JSON (subscriptions-transport-ws, "GQL_CONNECTION_
+# ERROR"), in graphql-transport-ws's words for it (which closes 4400 instead).
+NOT_JSON_ERROR = {
+    "type": "connection_error",
+    "payload": {"message": "WebSocket message must be valid JSON"},
+}
 SUBSCRIPTIONS_ONLY = (
     "graphql-ws runs subscriptions only; "
     "send queries and mutations over HTTP or graphql-transport-ws"
@@ -147,9 +153,10 @@ class MessageBucket:
 
 class WebSocketAdapter(ASGIWebSocketAdapter):
     """Strawberry's adapter, treating frames that cannot be decoded at all (too deeply nested,
-    integers past Python's digit limit) as non-JSON instead of crashing, and closing a
-    connection whose messages exceed the view's ``message_rate`` (``MessageRate``) with 4429:
-    every text frame counts, decodable or not, before anything else is done with it."""
+    integers past Python's digit limit) as non-JSON instead of crashing (graphql-ws answers
+    each with ``NOT_JSON_ERROR``), and closing a connection whose messages exceed the view's
+    ``message_rate`` (``MessageRate``) with 4429: every text frame counts, decodable or not,
+    before anything else is done with it."""
 
     def __init__(self, view: Any, request: WebSocket, response: WebSocket) -> None:
         super().__init__(view, request, response)
@@ -171,6 +178,9 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
                 except (ValueError, RecursionError) as error:
                     if not ignore_parsing_errors:
                         raise NonJsonMessageReceived from error
+                    # graphql-ws (the only caller that ignores them) answers as the protocol's
+                    # reference server does, and goes on; Strawberry would say nothing.
+                    await self.send_json(NOT_JSON_ERROR)
                     continue
                 yield decoded
         except KeyError as error:

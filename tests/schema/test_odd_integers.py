@@ -298,8 +298,9 @@ async def test_vendor_token_of_an_id_past_int32(http, codec, caplog):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_huge_int_variable_over_websockets(server, tokens, caplog, protocol):
     """A frame whose variable value is past the int-string limit is not JSON Python can
-    read: graphql-transport-ws closes as for any malformed frame (4400); graphql-ws skips
-    it as it skips every non-JSON frame, and the connection goes on. No ERROR is logged."""
+    read: graphql-transport-ws closes as for any malformed frame (4400); graphql-ws answers
+    ``connection_error`` as for every non-JSON frame, and the connection goes on. No ERROR
+    is logged."""
     caplog.set_level(logging.DEBUG)
     kind = "subscribe" if protocol == TRANSPORT_WS else "start"
     query = "subscription($p: Platform) { badges(platform: $p) { version } }"
@@ -312,6 +313,7 @@ async def test_huge_int_variable_over_websockets(server, tokens, caplog, protoco
         if protocol == TRANSPORT_WS:
             assert await client.closed_code() == 4400
         else:
+            assert (await client.receive())["type"] == "connection_error"
             await client.subscribe("subscription { badges(platform: PC) { version } }")
             assert (await client.next_data())["badges"]["version"] == 0
     _no_errors_logged(caplog)

@@ -167,7 +167,8 @@ async def test_messages_past_the_rate_limit_close_4429(settings, tokens, caplog,
 
 
 async def test_rate_limit_counts_frames_that_are_not_json(settings, tokens):
-    """Frames that do not even decode count towards the rate (graphql-ws ignores them)."""
+    """Frames that do not even decode count towards the rate (graphql-ws answers each with
+    ``connection_error`` and goes on)."""
     async with (
         running(settings.model_copy(update=SLOW)) as server,
         ws_client(server.ws_url, LEGACY_WS) as client,
@@ -413,4 +414,27 @@ async def test_a_query_with_an_overlong_integer_is_refused_on_both_protocols(
     assert answer["type"] == "error", answer
     payload = answer["payload"] if protocol == LEGACY_WS else answer["payload"][0]
     assert payload["message"] == "Integer literal of 5000 digits is out of range."
+    assert errors_of(caplog.records) == []
+
+
+@pytest.mark.parametrize(
+    "frame", ["not json", "[" * 20_000 + "]" * 20_000, '{"type": "start", "id": "1", "payload":']
+)
+async def test_graphql_ws_answers_frames_it_cannot_read(server, tokens, caplog, frame):
+    """graphql-ws answers a frame that is not JSON with ``connection_error`` and a message (as
+    the protocol's reference server does) instead of silence; the connection goes on."""
+    # given
+    caplog.set_level(logging.INFO)
+    async with ws_client(server.ws_url, LEGACY_WS) as client:
+        await client.init(tokens.user())
+        # when
+        await client.socket.send(frame)
+        answer = await client.receive()
+        # then
+        assert answer == {
+            "type": "connection_error",
+            "payload": {"message": "WebSocket message must be valid JSON"},
+        }
+        await client.subscribe(BADGES, {"platform": "PC"})
+        assert (await client.next_data())["badges"]["cause"] == "SNAPSHOT"
     assert errors_of(caplog.records) == []
