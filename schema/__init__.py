@@ -30,6 +30,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from schema.anonymous import token_exchange
 from schema.apps import (
     AppAdminMutation,
     AppLifecycleMutation,
@@ -208,9 +209,12 @@ class WorkbenchSchema(strawberry.Schema):
 
     def public(self, query: str) -> bool:
         """Whether ``query`` may run without credentials (SPEC §8: how a vendor gets its first
-        token): every definition is a mutation selecting only ``PUBLIC_MUTATION_FIELDS``,
-        without fragments. A document over ``PUBLIC_MAX_TOKENS`` tokens, or that does not
-        parse, is not. When everyone may introspect, so is a document that only introspects
+        token). A document over ``PUBLIC_MAX_TOKENS`` tokens, or that does not parse, is not.
+        Unless everyone may introspect, only the plain token exchange is
+        (``schema.anonymous.token_exchange``: the answers to anonymous callers must not depend
+        on which names the schema holds, issue 11 item 3). When everyone may introspect: every
+        definition a mutation selecting only ``PUBLIC_MUTATION_FIELDS``, without fragments at
+        the root, or a document that only introspects
         (``schema.introspection.introspection_only``, within the schema's token limit: GraphiQL
         without a token). Anonymous documents are parsed outside the shared document cache, so
         callers without credentials cannot push other clients' documents out of it."""
@@ -218,6 +222,8 @@ class WorkbenchSchema(strawberry.Schema):
             document = parse(query, no_location=True, max_tokens=PUBLIC_MAX_TOKENS)
         except (GraphQLError, RecursionError):
             return self._public_introspection(query, None)
+        if self.introspection is not IntrospectionPolicy.EVERYONE:
+            return token_exchange(document) is not None
         for definition in document.definitions:
             if not isinstance(definition, OperationDefinitionNode) or (
                 definition.operation is not GraphQLOperationType.MUTATION

@@ -8,7 +8,8 @@ errors without them. Two hooks apply it per caller, over HTTP and both WebSocket
 
 - ``CallerValidation``, Strawberry's validation step: ``NoIntrospection`` and graphql-core's
   ``hide_suggestions``, cached per document and outcome (it replaces Strawberry's
-  ``ValidationCache``);
+  ``ValidationCache``); a caller without credentials first gets ``schema.anonymous``'s
+  fixed answer for a wrong name in the token exchange, as validation errors name types;
 - ``caller_execution``, the executor class: ``hide_suggestions`` for the errors of coercing
   variable values, which graphql-core words at execution.
 """
@@ -34,6 +35,7 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from resolvers.identity import Principal
+from schema.anonymous import MISNAMED, token_exchange
 from schema.plain_documents import DOCUMENT_CACHE_SIZE
 
 # The introspection fields; an introspection document may select ``__typename`` too.
@@ -130,11 +132,19 @@ class CallerValidation(SchemaExtension):
         if context.pre_execution_errors is not None:
             yield
             return
+        caller = caller_of(context.context)
+        if caller is None and not self.policy.allows(None):
+            # Judged by the token exchange's own names only (``schema.anonymous``).
+            refused = token_exchange(context.graphql_document)
+            if refused is None or refused:
+                context.pre_execution_errors = refused or [GraphQLError(MISNAMED)]
+                yield
+                return
         context.pre_execution_errors = _validate(
             context.schema._schema,
             context.graphql_document,
             tuple(context.validation_rules),
-            self.policy.allows(caller_of(context.context)),
+            self.policy.allows(caller),
         )
         yield
 
