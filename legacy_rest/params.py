@@ -97,6 +97,7 @@ class LegacyParams:
 
     def __init__(self) -> None:
         self._values: dict[str, str | list[str]] = {}
+        self._repeated: set[str] = set()
 
     def add(self, raw_name: str, value: str) -> None:
         """Record one ``name=value`` pair as sent."""
@@ -109,12 +110,24 @@ class LegacyParams:
             else:
                 self._values[base] = [value]
         else:
+            if name in self._values:
+                self._repeated.add(name)
             self._values[name] = value
 
     def update(self, other: LegacyParams) -> None:
         """Let every name of ``other`` replace this one's, whole (PHP's ``$_REQUEST``: the body's
         ``users[]`` replaces the query string's ``users`` or ``users[]``, never extends it)."""
+        self._repeated |= other._repeated
+        self._repeated |= {
+            name for name, value in other._values.items() if isinstance(value, str)
+        } & self._values.keys()
         self._values.update(other._values)
+
+    def repeated(self) -> frozenset[str]:
+        """The names sent more than once as plain values (in the query string, the body, or
+        both), of which ``get`` and ``pairs`` keep the last: signed legacy mode refuses a
+        repeated ``timestamp``, ``sign`` or ``nonce`` (``resolvers.vendor``)."""
+        return frozenset(self._repeated)
 
     def get(self, name: str) -> str | None:
         """The plain value of ``name``, or ``None`` when absent or an array."""
