@@ -136,6 +136,7 @@ async def _guard(request: Request, params: LegacyParams, app_id: int) -> None:
         app_id=app_id,
         params=params.pairs(),
         client_ip=request.client.host if request.client else None,
+        repeated=params.repeated(),
     )
 
 
@@ -151,6 +152,7 @@ def _admitted(
         app_id=app_id,
         params=params.pairs(),
         client_ip=request.client.host if request.client else None,
+        repeated=params.repeated(),
         refusals=(LegacyFailure,),
     )
 

@@ -97,6 +97,7 @@ class LegacyParams:
 
     def __init__(self) -> None:
         self._values: dict[str, str | list[str]] = {}
+        self._repeated: set[str] = set()
 
     def add(self, raw_name: str, value: str) -> None:
         """Record one ``name=value`` pair as sent."""
@@ -109,12 +110,24 @@ class LegacyParams:
             else:
                 self._values[base] = [value]
         else:
+            if name in self._values:
+                self._repeated.add(name)
             self._values[name] = value
 
     def update(self, other: LegacyParams) -> None:
         """Let every name of ``other`` replace this one's, whole (PHP's ``$_REQUEST``: the body's
         ``users[]`` replaces the query string's ``users`` or ``users[]``, never extends it)."""
+        self._repeated |= other._repeated
+        self._repeated |= {
+            name for name, value in other._values.items() if isinstance(value, str)
+        } & self._values.keys()
         self._values.update(other._values)
+
+    def repeated(self) -> frozenset[str]:
+        """The names sent more than once as plain values (in the query string, the body, or
+        both), of which ``get`` and ``pairs`` keep the last: signed legacy mode refuses a
+        repeated ``timestamp``, ``sign`` or ``nonce`` (``resolvers.vendor``)."""
+        return frozenset(self._repeated)
 
     def get(self, name: str) -> str | None:
         """The plain value of ``name``, or ``None`` when absent or an array."""
@@ -186,6 +199,10 @@ async def _read_multipart(request: Request, body: bytes, params: LegacyParams, l
     boundary = options.get(b"boundary")
     if boundary and body.count(b"--" + boundary) > MAX_MULTIPART_FIELDS + 1:
         raise LegacyFailure(f"bad multipart body: more than {MAX_MULTIPART_FIELDS} fields")
+    if boundary and _truncated(body, boundary):
+        # The parser keeps the parts before the cut and drops the rest silently, which would
+        # surface as a missing parameter; a refusal for the cut itself is the true one.
+        raise LegacyFailure("the multipart body is malformed or truncated")
     # File parts are refused, so every byte of an acceptable body is text. Starlette decodes
     # fields in the declared charset, falling back to Latin-1 field by field; declared as
     # Latin-1, every field keeps its bytes, read afterwards as the urlencoded path reads them.
@@ -229,3 +246,12 @@ async def _read_multipart(request: Request, body: bytes, params: LegacyParams, l
             params.add(from_latin1(name), from_latin1(value))
     finally:
         await form.close()
+
+
+def _truncated(body: bytes, boundary: bytes) -> bool:
+    """Whether a multipart ``body`` that uses ``boundary`` ends before its closing delimiter
+    (``--boundary--``): its last delimiter is not the closing one. A body that never uses the
+    boundary is left to the parser, which refuses it as unparseable."""
+    delimiter = b"--" + boundary
+    last = body.rfind(delimiter)
+    return last >= 0 and body[last + len(delimiter) : last + len(delimiter) + 2] != b"--"

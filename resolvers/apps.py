@@ -221,12 +221,28 @@ def _check_audience(draft: AppDraft, errors: list[FieldError]) -> list[int]:
             )
         )
         return ids
+    first_index: dict[int, int] = {}
+    repeated: dict[int, int] = {}  # id -> index of its first repetition
     for index, raw in enumerate(draft.audience_ids):
         path = f"input.audience.enterpriseIds[{index}]"
         try:
-            ids.append(parse_id(raw.strip(), path))
+            cid = parse_id(raw.strip(), path)
         except InvalidInput as error:
             errors.extend(error.errors)
+            continue
+        ids.append(cid)
+        if first_index.setdefault(cid, index) != index:
+            repeated.setdefault(cid, index)
+    # A repeated id is refused, not stored once (issue 11 M5: no silent coercion); "1001" and
+    # "01001" are one id.
+    errors.extend(
+        FieldError(
+            "input.audience.enterpriseIds",
+            f"lists enterprise {cid} more than once (entries {first_index[cid]} and {again})",
+            "DUPLICATE_ID",
+        )
+        for cid, again in repeated.items()
+    )
     if draft.audience_mode is AudienceMode.SELECTED and not draft.audience_ids:
         errors.append(
             FieldError(

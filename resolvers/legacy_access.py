@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager, suppress
 
 from resolvers.errors import AppNotFound, WorkbenchError
@@ -21,11 +21,13 @@ async def admit_legacy_call(
     app_id: int,
     params: Sequence[tuple[str, str]],
     client_ip: str | None,
+    repeated: Collection[str] = (),
 ) -> str | None:
     """Apply app ``app_id``'s access rules to one legacy call, before it does anything.
     Returns what was recorded against replays (``check_legacy_access``), ``None`` if nothing.
 
     ``params`` are the call's ``(name, value)`` pairs as received (what ``sign`` covers);
+    ``repeated`` the names sent more than once as plain values (only the last is in ``params``);
     ``client_ip`` the caller's address, ``None`` when unknown. Raises ``AppNotFound`` for an
     unknown or disabled app (the seed's failure) and ``resolvers.vendor.AccessRefused`` when
     the allowlist, the signature or its freshness refuses the call.
@@ -53,7 +55,7 @@ async def admit_legacy_call(
     if app is None or not app.enabled:
         raise AppNotFound(app_id)
     return await check_legacy_access(
-        db=db, app=app, params=params, client_ip=client_ip, sealer=sealer
+        db=db, app=app, params=params, client_ip=client_ip, sealer=sealer, repeated=repeated
     )
 
 
@@ -66,6 +68,7 @@ async def admitted_legacy_call(
     app_id: int,
     params: Sequence[tuple[str, str]],
     client_ip: str | None,
+    repeated: Collection[str] = (),
     refusals: tuple[type[Exception], ...] = (),
 ) -> AsyncIterator[None]:
     """``admit_legacy_call`` (same arguments and errors), then the block: the call's work.
@@ -78,7 +81,13 @@ async def admitted_legacy_call(
     been applied, and a retry must not apply it twice.
     """
     recorded = await admit_legacy_call(
-        db=db, watch=watch, sealer=sealer, app_id=app_id, params=params, client_ip=client_ip
+        db=db,
+        watch=watch,
+        sealer=sealer,
+        app_id=app_id,
+        params=params,
+        client_ip=client_ip,
+        repeated=repeated,
     )
     releasing: tuple[type[Exception], ...] = (WorkbenchError, DatabaseBusy, *refusals)
     try:

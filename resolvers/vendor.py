@@ -12,7 +12,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -346,6 +346,7 @@ async def check_legacy_access(
     params: Sequence[tuple[str, str]],
     client_ip: str | None,
     sealer: SecretSealer | None,
+    repeated: Collection[str] = (),
 ) -> str | None:
     """Apply app ``app``'s legacy access rules to one call (SPEC §8): its IP allowlist, and in
     signed mode a ``timestamp`` within 300 s and a fresh, correct ``sign``. Raises
@@ -359,11 +360,19 @@ async def check_legacy_access(
     (so two identical calls in one second are one call, as before). With one, it is refused
     when that nonce was already accepted for the app within the replay window, whatever the
     timestamp: a retry of a call whose answer was lost cannot apply it twice.
+
+    ``repeated``: the names the call sent more than once as plain values (``params`` holds
+    the last). A signed call with ``timestamp``, ``sign`` or ``nonce`` among them is refused
+    as such ("nonce given more than once"): which value counts would be a guess, and the
+    ``sign`` the caller computed over both values could only be reported as not matching.
     """
     if not address_allowed(app.ip_allowlist, client_ip):
         raise AccessRefused(f"address {client_ip} is not allowed for this app")
     if not app.legacy_signed:
         return None
+    for name in ("timestamp", "sign", "nonce"):
+        if name in repeated:
+            raise AccessRefused(f"{name} given more than once")
     plain = dict(params)
     raw_time = (plain.get("timestamp") or "").strip()
     sign = (plain.get("sign") or "").strip().lower()

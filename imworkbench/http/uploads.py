@@ -11,6 +11,8 @@ let a second file mapped to the same path silently replace the first. ``read_ope
 refuses every malformed request with a ``MultipartRefusal``, which the view answers as a
 GraphQL error body (``{"errors": [...]}``, JSON) before anything runs:
 
+- the body ends before its closing boundary (truncated): 400, said as such; it is read into
+  memory first to see that (capped by ``BodySizeLimitMiddleware``), then parsed from there.
 - the body cannot be parsed (no or wrong boundary, bad part headers, a part without a name), or
   breaks Starlette's form limits (1000 files, 1000 fields): 400; a field over Starlette's 1 MiB
   per field: 413 (``PAYLOAD_TOO_LARGE``). Files are spooled by Starlette; the whole body is
@@ -31,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -54,6 +57,12 @@ async def read_operations(request: AsyncHTTPRequestAdapter) -> Any:
     """The ``operations`` of a multipart request with each mapped file in its place: a dict,
     or a list for a batch (which Strawberry then judges). Raises ``MultipartRefusal`` for every
     malformed request (module docstring)."""
+    _, options = parse_options_header(request.content_type or "")
+    boundary = options.get(b"boundary")
+    if boundary and _truncated(await request.get_body(), boundary):
+        # The parser would keep the parts before the cut (leaving a file part it began
+        # unclosed) and the refusal would name whatever the cut lost.
+        raise MultipartRefusal("The multipart body is malformed or truncated")
     try:
         form = await request.get_form_data()
     except StarletteHTTPException as error:  # Starlette's MultiPartException, as a 400
@@ -159,3 +168,12 @@ def _index(step: str, length: int) -> int | None:
 
 def _shown(text: str) -> str:
     return text if len(text) <= SHOWN_PATH else text[:SHOWN_PATH] + "..."
+
+
+def _truncated(body: bytes, boundary: bytes) -> bool:
+    """Whether a multipart ``body`` that uses ``boundary`` ends before its closing delimiter
+    (``--boundary--``): its last delimiter is not the closing one. A body that never uses the
+    boundary is left to the parser (``Invalid multipart data``)."""
+    delimiter = b"--" + boundary
+    last = body.rfind(delimiter)
+    return last >= 0 and body[last + len(delimiter) : last + len(delimiter) + 2] != b"--"

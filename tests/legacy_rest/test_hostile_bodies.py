@@ -5,6 +5,7 @@ without the standard library's per-escape objects.
 The order of the checks is observed through the reason a refusal gives: a list that is too long
 is refused for its length although a later entry is malformed, an unknown app is refused
 although its ``users`` is malformed. Speed itself is measured by ``benchmarks`` (legacy-flood).
+A multipart body cut before its closing boundary is refused as such (issue 11 M3).
 """
 
 from __future__ import annotations
@@ -204,3 +205,39 @@ async def test_a_multipart_body_of_two_thousand_fields_is_read(
     )
     # then
     assert response.content == b'{"Result":true,"MsgNo":{"app_id":"%s"}}' % app["id"].encode()
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param(b"--B--\r\n", id="before-the-closing-boundary"),
+        pytest.param(b'1034"]\r\n--B--\r\n', id="inside-the-users-field"),
+        pytest.param(b'name="users"\r\n\r\n["1001,1034"]\r\n--B--\r\n', id="inside-a-part-header"),
+    ],
+)
+async def test_a_truncated_multipart_body_is_refused_as_truncated(
+    http: httpx.AsyncClient, app: dict[str, Any], caplog: pytest.LogCaptureFixture, cut: bytes
+) -> None:
+    """A multipart body that ends before its closing boundary is refused for that, not for a
+    parameter the cut happened to lose, with no ERROR log line."""
+    # given
+    fields = {"fromcid": "1001", "fromuid": "187", "appid": app["id"], "users": '["1001,1034"]'}
+    whole = (
+        b"".join(
+            b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+            % (name.encode(), value.encode())
+            for name, value in fields.items()
+        )
+        + b"--B--\r\n"
+    )
+    assert whole.endswith(cut)
+    caplog.set_level(logging.DEBUG)
+    # when
+    response = await http.post(
+        PUSH,
+        content=whole[: -len(cut)],
+        headers={"content-type": "multipart/form-data; boundary=B"},
+    )
+    # then
+    assert_refused(response, PUSH_FAILURE, "the multipart body is malformed or truncated")
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from tests.factories import CREATE_APP, PUSH, Tokens, gql, web
 
 SUCCESS = b'{"Result":true}'
 PUSH_FAILURE = b'{"Result":false,"MsgNo":-51007}'
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 NONCE_RULE = "nonce must be 1 to 64 letters, digits or - . _ ~"
 
 
@@ -232,3 +234,58 @@ async def test_a_refused_call_does_not_use_up_its_sign(
     assert first.headers["x-error-reason"] == second.headers["x-error-reason"]
     assert "replay" not in second.headers["x-error-reason"]
     assert await unread(db, app["id"]) == 0
+
+
+@pytest.mark.parametrize("name", ["nonce", "timestamp", "sign"])
+async def test_a_parameter_of_the_signature_given_twice_is_refused_for_that(
+    http: httpx.AsyncClient, tokens: Tokens, db: Database, name: str
+) -> None:
+    """``nonce``, ``timestamp`` or ``sign`` sent twice (each value signed) is refused with
+    that reason, not as a sign that does not match, and counts no one."""
+    # given
+    app = await new_app(http, tokens, signed_mode=True)
+    now = int(time.time())
+    params = notice(app["id"], nonce="twice-1")
+    with_time = {**params, "timestamp": str(now)}
+    pairs = sorted(with_time.items())
+    second = {"nonce": "twice-2", "timestamp": str(now - 1), "sign": "0" * 64}[name]
+    if name != "sign":
+        pairs = sorted([*pairs, (name, second)])
+    message = "&".join(f"{k}={v}" for k, v in pairs).encode()
+    sign = hmac.new(app["secret"].encode(), message, hashlib.sha256).hexdigest()
+    pairs.append(("sign", sign))
+    if name == "sign":
+        pairs.append(("sign", second))
+    # when
+    response = await http.post(PUSH, content=urlencode(pairs), headers=FORM)
+    # then
+    assert response.content == PUSH_FAILURE
+    assert response.headers["x-error-reason"] == f"{name} given more than once"
+    assert await unread(db, app["id"]) == 0
+
+
+async def test_a_signature_parameter_in_query_and_body_is_given_twice(
+    http: httpx.AsyncClient, tokens: Tokens, db: Database
+) -> None:
+    """A ``nonce`` in the query string and another in the body is given twice too."""
+    # given
+    app = await new_app(http, tokens, signed_mode=True)
+    call = signed(notice(app["id"], nonce="in-body"), app["secret"])
+    # when
+    response = await http.post(PUSH, params={"nonce": "in-query"}, data=call)
+    # then
+    assert response.headers["x-error-reason"] == "nonce given more than once"
+    assert await unread(db, app["id"]) == 0
+
+
+async def test_open_apps_ignore_repeated_signature_parameters(
+    http: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    """An app left open ignores ``nonce``, ``timestamp`` and ``sign``, repeated or not."""
+    # given
+    app = await new_app(http, tokens, signed_mode=False)
+    pairs = [*notice(app["id"]).items(), ("nonce", "a"), ("nonce", "b"), ("sign", "x")]
+    # when
+    response = await http.post(PUSH, content=urlencode([*pairs, ("sign", "y")]), headers=FORM)
+    # then
+    assert response.content == SUCCESS

@@ -1076,3 +1076,22 @@ async def test_cli_refusals_are_one_line(database_url: str, tmp_path: Path) -> N
         "version 1 only\n",
         "huge": f"cannot import {cases['huge'][0]}: larger than 64 MiB, the most an import takes\n",
     }
+
+
+async def test_a_repeated_enterprise_id_in_an_audience_is_refused(
+    database_url: str, empty_database_url: str
+) -> None:
+    """An app whose audience lists one enterprise twice is refused on that path, not stored
+    with the id once (issue 11 M5); nothing is imported."""
+    # given
+    document = json.loads(await demo_export(database_url))
+    document["apps"][0]["audience"] = {"mode": "SELECTED", "enterpriseIds": ["1001", "1001"]}
+    document["apps"][1]["audience"] = {"mode": "ALL", "enterpriseIds": ["1002", "7", "1002"]}
+    # when
+    problems = await import_problems(empty_database_url, encode(document))
+    # then
+    assert problems == [
+        "apps[0].audience.enterpriseIds: lists enterprise 1001 more than once (entries 0 and 1)",
+        "apps[1].audience.enterpriseIds: lists enterprise 1002 more than once (entries 0 and 2)",
+    ]
+    assert await import_entries(empty_database_url) == []

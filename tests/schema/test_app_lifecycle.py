@@ -200,6 +200,28 @@ async def test_every_error_of_a_patch_is_reported_at_once(http, tokens):
     }
 
 
+@pytest.mark.parametrize(
+    "audience",
+    [
+        {"mode": "SELECTED", "enterpriseIds": ["1001", "1001"]},
+        {"mode": "ALL", "enterpriseIds": ["1002", "1002"]},
+    ],
+)
+async def test_update_refuses_a_repeated_enterprise_id(http, tokens, audience):
+    """An audience listing one enterprise twice is refused on its field; nothing changes."""
+    # given
+    app = await create_app(http, tokens.admin(), identifier="RepeatedIds")
+    # when
+    payload = await update(http, tokens.admin(), app["id"], audience=audience)
+    # then
+    assert payload == {
+        "app": None,
+        "errors": [{"field": "input.audience.enterpriseIds", "code": "DUPLICATE_ID"}],
+    }
+    body = await gql(http, tokens.admin(), APP_SETTINGS, {"id": app["id"]})
+    assert body["data"]["app"]["audience"] == {"mode": "ALL", "enterpriseIds": []}
+
+
 async def test_login_params_need_auto_login(http, tokens):
     """loginParams without autoLogin is refused; with it, on a mobile platform, accepted."""
     app = await create_app(http, tokens.admin(), identifier="AutoLogin")

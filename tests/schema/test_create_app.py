@@ -173,6 +173,18 @@ INVALID_INPUTS: dict[str, tuple[dict[str, Any], list[tuple[str | None, str]]]] =
         app_input(audience={"mode": "SELECTED", "enterpriseIds": ["9" * 20]}),
         [("input.audience.enterpriseIds[0]", "INVALID_ID")],
     ),
+    "selected id repeated": (
+        app_input(audience={"mode": "SELECTED", "enterpriseIds": ["1001", "1001"]}),
+        [("input.audience.enterpriseIds", "DUPLICATE_ID")],
+    ),
+    "hidden id repeated": (
+        app_input(audience={"mode": "ALL", "enterpriseIds": ["1002", "1003", "1002"]}),
+        [("input.audience.enterpriseIds", "DUPLICATE_ID")],
+    ),
+    "one id written two ways": (
+        app_input(audience={"mode": "SELECTED", "enterpriseIds": ["1001", 1001, "01001"]}),
+        [("input.audience.enterpriseIds", "DUPLICATE_ID")],
+    ),
     "selected without ids": (
         app_input(audience={"mode": "SELECTED", "enterpriseIds": []}),
         [("input.audience.enterpriseIds", "REQUIRED")],
@@ -208,6 +220,9 @@ VALID_INPUTS: dict[str, dict[str, Any]] = {
     "upper-case http url with port": app_input(pc=web("HTTP://Example.com:8080/a?b=c#d")),
     "selected ids as strings and numbers": app_input(
         audience={"mode": "SELECTED", "enterpriseIds": ["1001", 1002]}
+    ),
+    "enterprise id 0 (SPEC §2: 1 to 19 decimal digits)": app_input(
+        audience={"mode": "ALL", "enterpriseIds": ["0"]}
     ),
     "default category by id": app_input(categoryId="1"),
     "built-in icon": app_input(icon="calendar"),
@@ -332,6 +347,30 @@ async def test_enterprise_admin_other_audience_is_refused(http, tokens, settings
     assert body == {"data": {"createApp": refused(("input.audience", "FORBIDDEN_AUDIENCE"))}}
     assert await count_apps(settings) == 0
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_enterprise_admin_repeating_own_enterprise_is_refused(http, tokens):
+    """An enterprise administrator's SELECTED [own, own] is refused, not narrowed silently."""
+    # given
+    admin = tokens.enterprise_admin(1001)
+    # when
+    body = await gql(
+        http,
+        admin,
+        CREATE_APP,
+        {
+            "input": {
+                "name": "本企业应用",
+                "kind": "ENTERPRISE",
+                "identifier": "OwnTwice",
+                "pc": web(),
+                "audience": {"mode": "SELECTED", "enterpriseIds": ["1001", "1001"]},
+            }
+        },
+    )
+    # then
+    duplicate = ("input.audience.enterpriseIds", "DUPLICATE_ID")
+    assert body == {"data": {"createApp": refused(duplicate)}}
 
 
 async def test_enterprise_admin_own_audience_is_stored_as_given(http, tokens):

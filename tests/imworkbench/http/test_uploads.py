@@ -66,6 +66,7 @@ def map_of(value: object) -> Part:
 Case = tuple[Any, str, int, str, str]
 PARSE = "Unable to parse the multipart body: "
 NOT_A_NULL = "The multipart field 'map' maps file '0' to '{}', which is not a null in 'operations'"
+TRUNCATED = "The multipart body is malformed or truncated"
 SHAPE = "The multipart field 'map' must be a JSON object of arrays of 'operations' paths"
 CASES: dict[str, Case] = {
     "no boundary": (
@@ -123,6 +124,27 @@ CASES: dict[str, Case] = {
         413,
         "PAYLOAD_TOO_LARGE",
         PARSE + "Part exceeded maximum size of 1024KB.",
+    ),
+    "truncated inside the file part": (
+        lambda app: body([operations(app), map_of(MAP), file("0")])[:-40],
+        MULTIPART,
+        400,
+        "BAD_REQUEST",
+        TRUNCATED,
+    ),
+    "truncated before the closing boundary": (
+        lambda app: body([operations(app), map_of(MAP), file("0")])[: -len(BOUNDARY) - 6],
+        MULTIPART,
+        400,
+        "BAD_REQUEST",
+        TRUNCATED,
+    ),
+    "truncated inside the map field": (
+        lambda app: body([operations(app), map_of(MAP)]).split(b'"0"')[0],
+        MULTIPART,
+        400,
+        "BAD_REQUEST",
+        TRUNCATED,
     ),
     "empty body": (
         lambda app: b"",
