@@ -31,7 +31,7 @@ INPUT = {
     "kind": "SYSTEM",
     "userRemovable": False,
     "icon": "chart",
-    "audience": {"mode": "ALL", "enterpriseIds": ["1003", "1002", "1003"]},
+    "audience": {"mode": "ALL", "enterpriseIds": ["1003", "1002"]},
     "pc": {
         "launchMode": "NATIVE",
         "runPath": r"C:\Program Files\Full\full.exe",
