@@ -7,22 +7,26 @@ PROD_STAMP := $(VENV)/.installed-prod
 
 .PHONY: install install-prod lock serve test test-sqlite test-postgres lint demo bench bench-quick clean
 
-# Dependencies come from the lock files only (hashes checked); the project itself is installed
-# editable without resolving anything. `make install-prod` leaves the dev tools out.
+# Dependencies come from the lock files only (hashes checked), the build backend too
+# (requirements-build.txt: the project is built without build isolation, so pip fetches nothing
+# unlocked); the project itself is installed editable without resolving anything.
+# `make install-prod` leaves the dev tools out.
 install: $(STAMP)
 
-$(STAMP): requirements-dev.txt pyproject.toml
+$(STAMP): requirements-dev.txt requirements-build.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.txt \
+		-r requirements-build.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP) $(PROD_STAMP)
 
 install-prod: $(PROD_STAMP)
 
-$(PROD_STAMP): requirements.txt pyproject.toml
+$(PROD_STAMP): requirements.txt requirements-build.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt \
+		-r requirements-build.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(PROD_STAMP)
 
 # Refresh the lock files on purpose (newest releases allowed by pyproject.toml), then
@@ -32,6 +36,8 @@ lock: install
 		--python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml -c requirements.txt -o requirements-dev.txt --extra dev \
 		--generate-hashes --python-version 3.11 --quiet
+	sed -n 's/^requires = \["\(.*\)"\]$$/\1/p' pyproject.toml | $(BIN)/uv pip compile - \
+		-o requirements-build.txt --generate-hashes --python-version 3.11 --quiet
 
 serve: install-prod
 	$(BIN)/workbench migrate
