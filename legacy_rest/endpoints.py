@@ -31,7 +31,7 @@ from resolvers.apps import resolve_app_key
 from resolvers.badges import MAX_RECIPIENTS, record_read
 from resolvers.errors import DatabaseBusy, InvalidInput, WorkbenchError
 from resolvers.identity import MAX_ID, parse_id
-from resolvers.legacy_access import admit_legacy_call, admitted_legacy_call
+from resolvers.legacy_access import admit_legacy_call
 from resolvers.sso import verify_ticket
 
 PREFIX = "/OpenPlatform/integrate/"
@@ -128,24 +128,13 @@ async def _recipients(params: LegacyParams) -> list[tuple[int, int]]:
     return found
 
 
-async def _guard(request: Request, params: LegacyParams, app_id: int) -> None:
-    await admit_legacy_call(
-        db=request.state.db,
-        watch=request.state.watch,
-        sealer=request.state.sealer,
-        app_id=app_id,
-        params=params.pairs(),
-        client_ip=request.client.host if request.client else None,
-        repeated=params.repeated(),
-    )
-
-
 def _admitted(
     request: Request, params: LegacyParams, app_id: int
 ) -> AbstractAsyncContextManager[None]:
-    # ``_guard`` around the call's work: a refusal inside (the call's own bad input among
-    # them) changes nothing, so the call's sign or nonce stays free (resolvers.legacy_access).
-    return admitted_legacy_call(
+    # The app's access rules, around the call's work: a refusal inside (the call's own bad
+    # input among them) changes nothing, so its sign or nonce stays free
+    # (resolvers.legacy_access).
+    return admit_legacy_call(
         db=request.state.db,
         watch=request.state.watch,
         sealer=request.state.sealer,
@@ -163,7 +152,8 @@ async def getappid(request: Request, params: LegacyParams) -> Response:
     if len(app_key) > MAX_APP_KEY_LENGTH:
         raise LegacyFailure("appkey too long")
     app_id = await resolve_app_key(db=request.state.db, app_key=app_key)
-    await _guard(request, params, app_id)
+    async with _admitted(request, params, app_id):
+        pass  # admitted is all getappid needs: it changes nothing
     return success(app_id_body(app_id))
 
 

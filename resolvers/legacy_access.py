@@ -13,6 +13,7 @@ from storage import catalogue
 from storage.db import Database, DatabaseBusy
 
 
+@asynccontextmanager
 async def admit_legacy_call(
     *,
     db: Database,
@@ -22,15 +23,23 @@ async def admit_legacy_call(
     params: Sequence[tuple[str, str]],
     client_ip: str | None,
     repeated: Collection[str] = (),
-) -> str | None:
-    """Apply app ``app_id``'s access rules to one legacy call, before it does anything.
-    Returns what was recorded against replays (``check_legacy_access``), ``None`` if nothing.
+    refusals: tuple[type[Exception], ...] = (),
+) -> AsyncIterator[None]:
+    """Apply app ``app_id``'s access rules to one legacy call before it does anything, then
+    run the block: the call's work.
 
     ``params`` are the call's ``(name, value)`` pairs as received (what ``sign`` covers);
     ``repeated`` the names sent more than once as plain values (only the last is in ``params``);
     ``client_ip`` the caller's address, ``None`` when unknown. Raises ``AppNotFound`` for an
     unknown or disabled app (the seed's failure) and ``resolvers.vendor.AccessRefused`` when
     the allowlist, the signature or its freshness refuses the call.
+
+    If the block raises a refusal that changed nothing (``WorkbenchError``, ``DatabaseBusy``,
+    or one of ``refusals``, the caller's own input errors), the ``sign`` or ``nonce`` recorded
+    against replays is forgotten again before the error goes on, so the same call, or the
+    corrected one with the same nonce, is judged afresh rather than refused as a replay. Any
+    other exception (a cancelled request among them) keeps the record: the work may have
+    been applied, and a retry must not apply it twice.
 
     Which check is authoritative for what:
 
@@ -48,47 +57,15 @@ async def admit_legacy_call(
     access = await watch.app_access(app_id)
     if access is None or not access.enabled:
         raise AppNotFound(app_id)
-    if access.open:
-        return None
-    async with db.read() as session:
-        app = await catalogue.get_app(session, app_id)
-    if app is None or not app.enabled:
-        raise AppNotFound(app_id)
-    return await check_legacy_access(
-        db=db, app=app, params=params, client_ip=client_ip, sealer=sealer, repeated=repeated
-    )
-
-
-@asynccontextmanager
-async def admitted_legacy_call(
-    *,
-    db: Database,
-    watch: CatalogueWatch,
-    sealer: SecretSealer | None,
-    app_id: int,
-    params: Sequence[tuple[str, str]],
-    client_ip: str | None,
-    repeated: Collection[str] = (),
-    refusals: tuple[type[Exception], ...] = (),
-) -> AsyncIterator[None]:
-    """``admit_legacy_call`` (same arguments and errors), then the block: the call's work.
-
-    If the block raises a refusal that changed nothing (``WorkbenchError``, ``DatabaseBusy``,
-    or one of ``refusals``, the caller's own input errors), the ``sign`` or ``nonce`` recorded
-    against replays is forgotten again before the error goes on, so the same call, or the
-    corrected one with the same nonce, is judged afresh rather than refused as a replay. Any
-    other exception (a cancelled request among them) keeps the record: the work may have
-    been applied, and a retry must not apply it twice.
-    """
-    recorded = await admit_legacy_call(
-        db=db,
-        watch=watch,
-        sealer=sealer,
-        app_id=app_id,
-        params=params,
-        client_ip=client_ip,
-        repeated=repeated,
-    )
+    recorded = None
+    if not access.open:
+        async with db.read() as session:
+            app = await catalogue.get_app(session, app_id)
+        if app is None or not app.enabled:
+            raise AppNotFound(app_id)
+        recorded = await check_legacy_access(
+            db=db, app=app, params=params, client_ip=client_ip, sealer=sealer, repeated=repeated
+        )
     releasing: tuple[type[Exception], ...] = (WorkbenchError, DatabaseBusy, *refusals)
     try:
         yield

@@ -48,14 +48,15 @@ class Service:
 
     async def admit(self, app_id: int, params: list[tuple[str, str]] = NOTICE) -> None:
         """The gate, for a call from 127.0.0.1."""
-        await admit_legacy_call(
+        async with admit_legacy_call(
             db=self.db,
             watch=self.watch,
             sealer=None,
             app_id=app_id,
             params=[("appid", str(app_id)), *params],
             client_ip="127.0.0.1",
-        )
+        ):
+            pass
 
 
 @pytest.fixture
