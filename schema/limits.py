@@ -60,6 +60,7 @@ class _LongIntLiterals(Visitor):
         self.document = document
 
     def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
+        """Raise ``LongIntLiteral`` for a literal of more than ``MAX_INT_LITERAL_DIGITS``."""
         digits = len(node.value.lstrip("-"))
         if digits > MAX_INT_LITERAL_DIGITS:
             raise LongIntLiteral(digits, node, self.document)
